@@ -1,0 +1,23 @@
+# make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
+# make test  run the whole test suite
+# make bench measure the latency the gateway adds, time to first byte, cold import
+# make lint  ruff
+.PHONY: dev test bench lint
+
+dev:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python -m lib.devserver
+
+test:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python -m ruff check .
+	.venv/bin/python -m pytest
+
+bench:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python bench/gateway.py
+
+lint:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python -m ruff check .
+	.venv/bin/python -m ruff format --check .

@@ -1,0 +1,1 @@
+"""CloudGPT's shared code: everything the functions in api/ have in common."""

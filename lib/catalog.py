@@ -1,0 +1,86 @@
+"""The model catalog: which models exist, for which modality, behind which provider.
+
+The catalog is data (`catalog.json` beside this file); adding a model is adding an
+entry there. `upstream` is the name the provider knows the model by.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.errors import BadRequest
+
+PROVIDERS = ("pollinations", "mapleai")
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    modality: str
+    provider: str
+    upstream: str
+    description: str
+    context_window: int | None = None
+    max_duration: int | None = None
+
+    def public(self) -> dict[str, object]:
+        """The model as `GET /api/models/<modality>` lists it."""
+        item: dict[str, object] = {
+            "id": self.id,
+            "name": self.name,
+            "provider": self.provider,
+            "description": self.description,
+        }
+        if self.context_window is not None:
+            item["contextWindow"] = self.context_window
+        if self.max_duration is not None:
+            item["maxDuration"] = self.max_duration
+        return item
+
+
+def _load(path: Path) -> dict[str, dict[str, Model]]:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    catalog: dict[str, dict[str, Model]] = {}
+    for modality, entries in raw.items():
+        models: dict[str, Model] = {}
+        for entry in entries:
+            model = Model(
+                id=entry["id"],
+                name=entry["name"],
+                modality=modality,
+                provider=entry["provider"],
+                upstream=entry["upstream"],
+                description=entry["description"],
+                context_window=entry.get("contextWindow"),
+                max_duration=entry.get("maxDuration"),
+            )
+            if model.provider not in PROVIDERS or model.id in models:
+                raise ValueError(f"catalog entry {modality}/{model.id} is invalid or repeated")
+            models[model.id] = model
+        catalog[modality] = models
+    return catalog
+
+
+_CATALOG = _load(Path(__file__).with_name("catalog.json"))
+
+
+def models(modality: str) -> list[Model]:
+    """Every model of a modality, in catalog order."""
+    return list(_CATALOG[modality].values())
+
+
+def resolve(modality: str, model_id: str) -> Model:
+    """The catalog entry for `model_id`, or a 400 that says which ids exist."""
+    model = _CATALOG[modality].get(model_id)
+    if model is None:
+        other = next((m for m, ids in _CATALOG.items() if model_id in ids), None)
+        hint = f" (it is a {other} model)" if other else ""
+        raise BadRequest(
+            f"Unknown {modality} model {model_id!r}{hint}; GET /api/models/{modality} lists them.",
+            code="model_not_found",
+            param="model",
+        )
+    return model

@@ -1,0 +1,153 @@
+"""Serve the functions in api/ locally, routed the way Vercel routes them.
+
+`python -m lib.devserver` (what `make dev` runs) maps each `api/**/*.py` file to
+its path (`index.py` to its folder, `[name]` segments passed as query parameters),
+applies `vercel.json`'s rewrites and headers, serves `public/` as static files,
+and runs every request on its own thread with streamed bodies flushed as they
+are produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import mimetypes
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from lib.errors import NotFound
+from lib.web import error_response
+
+ROOT = Path(__file__).resolve().parent.parent
+WSGIApp = Callable[..., Iterable[bytes]]
+
+
+def _pattern(source: str) -> re.Pattern[str]:
+    """A Vercel path pattern (`/v1/models/:id`, `/docs/:path*`) as a regex."""
+    regex = ""
+    for segment in source.strip("/").split("/"):
+        if segment.startswith(":") and segment.endswith("*"):
+            regex += f"(?:/(?P<{segment[1:-1]}>.*))?"
+        elif segment.startswith(":"):
+            regex += f"/(?P<{segment[1:]}>[^/]+)"
+        elif segment:
+            regex += "/" + re.escape(segment)
+    return re.compile(f"^{regex or '/'}/?$")
+
+
+def _function_route(relative: Path) -> re.Pattern[str]:
+    """The route of a function file: `keys/[id].py` serves `/api/keys/<id>`."""
+    parts = list(relative.with_suffix("").parts)
+    if parts[-1] == "index":
+        parts.pop()
+    source = "/".join(f":{p[1:-1]}" if p.startswith("[") and p.endswith("]") else p for p in parts)
+    return _pattern("/api/" + source)
+
+
+class Router:
+    """Routes a request to a function of `root/api`, a file of `root/public`, or a 404."""
+
+    def __init__(self, root: Path = ROOT) -> None:
+        self.root = root
+        config_path = root / "vercel.json"
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        self.rewrites = [(_pattern(r["source"]), r["destination"]) for r in config.get("rewrites", [])]
+        self.headers = [
+            (_pattern(h["source"]), [(x["key"], x["value"]) for x in h["headers"]])
+            for h in config.get("headers", [])
+        ]
+        self.functions = [
+            (_function_route(path.relative_to(root / "api")), path)
+            for path in sorted((root / "api").rglob("*.py"))
+            if not path.name.startswith("_")
+        ]
+        self._apps: dict[Path, WSGIApp] = {}
+        self._lock = threading.Lock()
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+
+    def _load(self, path: Path) -> WSGIApp:
+        with self._lock:
+            if path not in self._apps:
+                name = "cloudgpt_function_" + re.sub(r"\W", "_", str(path.relative_to(self.root)))
+                spec = importlib.util.spec_from_file_location(name, path)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._apps[path] = module.app
+            return self._apps[path]
+
+    def _rewrite(self, path: str, query: str) -> tuple[str, str]:
+        for pattern, destination in self.rewrites:
+            match = pattern.match(path)
+            if match:
+                params = {k: v for k, v in match.groupdict().items() if v is not None}
+                for name, value in params.items():
+                    destination = destination.replace(f":{name}", value)
+                new_path, _, new_query = destination.partition("?")
+                merged = dict(parse_qsl(query, keep_blank_values=True))
+                merged.update(parse_qsl(new_query, keep_blank_values=True))
+                return new_path, urlencode(merged)
+        return path, query
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        original = environ.get("PATH_INFO", "/")
+        extra = [h for pattern, headers in self.headers if pattern.match(original) for h in headers]
+
+        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {k.lower() for k, _ in headers}
+            return start_response(status, headers + [h for h in extra if h[0].lower() not in present], exc_info)
+
+        path, query = self._rewrite(original, environ.get("QUERY_STRING", ""))
+        static = self._static(path)
+        if static is not None:
+            return self._serve_file(static, respond)
+        for pattern, file in self.functions:
+            match = pattern.match(path)
+            if match:
+                params = dict(parse_qsl(query, keep_blank_values=True))
+                params.update({k: v for k, v in match.groupdict().items() if v is not None})
+                environ = {**environ, "PATH_INFO": path, "QUERY_STRING": urlencode(params)}
+                return self._load(file)(environ, respond)
+        response = error_response(NotFound(f"No route for {original}.", code="route_not_found"))
+        respond("404 Not Found", list(response.headers.items()))
+        return response.body
+
+    def _static(self, path: str) -> Path | None:
+        public = (self.root / "public").resolve()
+        candidate = (public / path.lstrip("/")).resolve()
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        if candidate.is_file() and candidate.is_relative_to(public):
+            return candidate
+        return None
+
+    def _serve_file(self, file: Path, respond: Callable[..., Any]) -> Iterable[bytes]:
+        body = file.read_bytes()
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        respond("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from werkzeug.serving import run_simple
+
+    from lib.settings import settings
+
+    current = settings()
+    parser = argparse.ArgumentParser(description="Serve CloudGPT's functions locally.")
+    parser.add_argument("--host", default=current.host)
+    parser.add_argument("--port", type=int, default=current.port)
+    args = parser.parse_args(argv)
+    print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
+    run_simple(args.host, args.port, Router(), threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Per-minute rate limits: one fixed window per (caller, modality, UTC minute).
+
+The embedded backend keeps the counters in SQLite under CLOUDGPT_DATA_DIR. Each
+request is one atomic upsert that returns the new count, so concurrent threads and
+processes can never admit more than the limit, nor refuse below it.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from lib.errors import RateLimited, ServiceUnavailable
+from lib.identity import Caller
+from lib.settings import settings
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of counting one request against its window."""
+
+    limit: int
+    count: int
+    reset: int  # Unix seconds at which the window ends
+    now: float
+
+    @property
+    def allowed(self) -> bool:
+        return self.count <= self.limit
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - self.count)),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.reset - self.now)))
+        return headers
+
+
+class SqliteCounters:
+    """Window counters in one SQLite file, shared by every thread and process using it."""
+
+    _SCHEMA = """
+        CREATE TABLE IF NOT EXISTS counters (
+            bucket TEXT NOT NULL,
+            window INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (bucket, window)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS counters_window ON counters (window);
+    """
+    _HIT = """
+        INSERT INTO counters (bucket, window, count) VALUES (?, ?, 1)
+        ON CONFLICT (bucket, window) DO UPDATE SET count = count + 1
+        RETURNING count
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._swept_window = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(self._SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    def hit(self, bucket: str, window: int) -> int:
+        """Count one request in `bucket`'s `window`; the count including it."""
+        connection = self._connection()
+        (count,) = connection.execute(self._HIT, (bucket, window)).fetchone()
+        if window != self._swept_window:  # once per window and process: drop old windows
+            self._swept_window = window
+            connection.execute("DELETE FROM counters WHERE window < ?", (window,))
+        return count
+
+
+@cache
+def _sqlite_counters(path: Path) -> SqliteCounters:
+    return SqliteCounters(path)
+
+
+def _counters() -> SqliteCounters:
+    current = settings()
+    if current.on_vercel:
+        raise ServiceUnavailable(
+            "Rate limiting is not configured: on Vercel it needs Upstash Redis "
+            "(UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN).",
+            code="rate_limiter_not_configured",
+        )
+    return _sqlite_counters(current.data_dir / "limits.sqlite3")
+
+
+def enforce(caller: Caller, modality: str, now: float | None = None) -> dict[str, str]:
+    """Count this request; its rate-limit headers, or a 429 once the window is spent."""
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+    limits = settings().limits[modality]
+    limit = limits.authenticated if caller.authenticated else limits.anonymous
+    count = _counters().hit(f"{modality}:{caller.bucket}", window)
+    decision = Decision(limit=limit, count=count, reset=window + WINDOW_SECONDS, now=now)
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit of {limit} {modality} requests per minute reached; "
+            f"retry after {decision.headers()['Retry-After']} s.",
+            headers=decision.headers(),
+        )
+    return decision.headers()

@@ -1,0 +1,110 @@
+"""Every environment variable CloudGPT reads, read here and nowhere else.
+
+Settings are read once per process (a warm serverless instance keeps them); a
+malformed value fails loudly with the variable's name rather than being guessed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+MODALITIES = ("chat", "image", "video")
+
+# Per-minute limits: (anonymous, authenticated), from the public API contract.
+DEFAULT_LIMITS = {"chat": (10, 60), "image": (5, 30), "video": (2, 10)}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value CloudGPT cannot use."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    anonymous: int
+    authenticated: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    pollinations_api_key: str | None
+    pollinations_base_url: str
+    mapleai_api_key: str | None
+    mapleai_base_url: str
+    supabase_url: str | None
+    supabase_service_role_key: str | None
+    supabase_jwt_secret: str | None
+    upstash_redis_rest_url: str | None
+    upstash_redis_rest_token: str | None
+    data_dir: Path
+    limits: dict[str, Limits]
+    max_body_bytes: int
+    upstream_connect_timeout: float
+    upstream_read_timeout: float
+    on_vercel: bool
+    host: str
+    port: int
+
+
+def _text(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _number(env: dict[str, str], name: str, default: float, kind: type = int) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _url(env: dict[str, str], name: str, default: str) -> str:
+    value = _text(env, name) or default
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from `env` (the process environment by default)."""
+    env = dict(os.environ if env is None else env)
+    limits = {
+        modality: Limits(
+            anonymous=_number(env, f"RATE_LIMIT_{modality.upper()}_ANONYMOUS", anon),
+            authenticated=_number(env, f"RATE_LIMIT_{modality.upper()}_AUTHENTICATED", auth),
+        )
+        for modality, (anon, auth) in DEFAULT_LIMITS.items()
+    }
+    return Settings(
+        pollinations_api_key=_text(env, "POLLINATIONS_API_KEY"),
+        pollinations_base_url=_url(env, "POLLINATIONS_BASE_URL", "https://gen.pollinations.ai"),
+        mapleai_api_key=_text(env, "MAPLEAI_API_KEY"),
+        mapleai_base_url=_url(env, "MAPLEAI_BASE_URL", "https://api.mapleai.de"),
+        supabase_url=_text(env, "SUPABASE_URL"),
+        supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
+        supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
+        upstash_redis_rest_url=_text(env, "UPSTASH_REDIS_REST_URL"),
+        upstash_redis_rest_token=_text(env, "UPSTASH_REDIS_REST_TOKEN"),
+        data_dir=Path(_text(env, "CLOUDGPT_DATA_DIR") or ".cloudgpt"),
+        limits=limits,
+        max_body_bytes=_number(env, "CLOUDGPT_MAX_BODY_BYTES", 1024 * 1024),
+        upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0, float),
+        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 120.0, float),
+        on_vercel=bool(_text(env, "VERCEL")),
+        host=_text(env, "HOST") or "127.0.0.1",
+        port=_number(env, "PORT", 3000),
+    )
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, read on first use."""
+    return load()

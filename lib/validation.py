@@ -1,0 +1,60 @@
+"""Request bodies checked against pydantic models, every failure a 400 naming its field."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lib.errors import BadRequest
+from lib.settings import settings
+from lib.web import Request
+
+M = TypeVar("M", bound=BaseModel)
+
+# Names pydantic gives union branches in an error's location; they are not fields.
+_BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
+
+
+def parse_body(request: Request, schema: type[M]) -> M:
+    """The request's JSON body as `schema`, or a 400/413 in the error envelope."""
+    raw = request.body(settings().max_body_bytes)
+    if not raw.strip():
+        raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return schema.model_validate_json(raw, strict=True)
+    except ValidationError as error:
+        raise _bad_request(error) from None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif "[" in part or part in _BRANCH_NAMES:
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _bad_request(error: ValidationError) -> BadRequest:
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return BadRequest(f"Request body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}.", code="invalid_json")
+    if kind == "model_type" and not first["loc"]:
+        return BadRequest("Request body must be a JSON object.", code="invalid_json")
+    # The most specific problem; union branches failing at one place are reported together.
+    deepest = max(problems, key=lambda p: len(_field_path(p["loc"])))
+    field = _field_path(deepest["loc"])
+    if deepest["type"] == "extra_forbidden":
+        return BadRequest(f"Unknown field '{field}'.", code="unknown_field", param=field)
+    if deepest["type"] == "missing":
+        return BadRequest(f"'{field}' is required.", code="missing_field", param=field)
+    messages = dict.fromkeys(
+        p["msg"] for p in problems if _field_path(p["loc"]) == field
+    )
+    return BadRequest(f"Invalid '{field}': {' or '.join(messages)}.", code="invalid_value", param=field)

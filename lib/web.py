@@ -1,0 +1,215 @@
+"""The WSGI layer every function shares: requests in, responses and errors out.
+
+`endpoint()` wraps handlers into a WSGI `app` that answers CORS preflights, refuses
+wrong methods with 405 and `Allow`, stamps `X-Request-Id` on every response and
+turns every exception into the error envelope, so no request ever sees a bare 500
+page or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+from lib.errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, PayloadTooLarge
+
+log = logging.getLogger("cloudgpt")
+
+EXPOSED_HEADERS = (
+    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+    "Retry-After, X-CloudGPT-Provider"
+)
+_READ_CHUNK = 64 * 1024
+
+
+class Request:
+    """One incoming request, read lazily from the WSGI environ."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.path: str = environ.get("PATH_INFO", "/")
+        self.id = "req_" + secrets.token_hex(12)
+        # Headers every response to this request carries (rate-limit state, provider).
+        self.response_headers: dict[str, str] = {}
+
+    def header(self, name: str) -> str | None:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        return self.environ.get(key)
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+    @property
+    def remote_addr(self) -> str:
+        return self.environ.get("REMOTE_ADDR") or "unknown"
+
+    def body(self, limit: int) -> bytes:
+        """The raw body, refused with 413 past `limit` bytes without reading the rest."""
+        too_large = PayloadTooLarge(
+            f"Request body is larger than the {limit} bytes this endpoint accepts."
+        )
+        declared = self.header("Content-Length")
+        stream = self.environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise BadRequest("Content-Length is not a number.", code="invalid_header") from None
+            if length > limit:
+                raise too_large
+            return _read_exactly(stream, length)
+        if not self.environ.get("wsgi.input_terminated"):
+            return b""  # no length and no chunked framing: WSGI says there is no body
+        parts, size = [], 0
+        while chunk := stream.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    parts, left = [], length
+    while left > 0:
+        chunk = stream.read(min(left, _READ_CHUNK))
+        if not chunk:
+            raise BadRequest("Request body ended before its Content-Length.", code="invalid_body")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class Response:
+    """Status, headers and a body iterable; a streaming body is sent as it is produced."""
+
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers or {}
+
+
+def dumps(data: object) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = dumps(data)
+    return Response(
+        [body],
+        status,
+        {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})},
+    )
+
+
+def error_response(error: GatewayError) -> Response:
+    return json_response(error.envelope(), error.status, error.headers)
+
+
+def event_stream(events: Iterator[bytes], headers: dict[str, str] | None = None) -> Response:
+    """A `text/event-stream` response whose events are sent as they are produced.
+
+    A failure after the first byte can no longer change the status, so it is sent
+    as a last `data: {"error": ...}` event and the stream ends there.
+    """
+    return Response(
+        _guarded(events),
+        200,
+        {
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **(headers or {}),
+        },
+    )
+
+
+def _guarded(events: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from events
+    except GatewayError as error:
+        yield b"data: " + dumps(error.envelope()) + b"\n\n"
+    except Exception:
+        log.exception("stream failed")
+        yield b"data: " + dumps(InternalError("The stream failed inside the gateway.").envelope()) + b"\n\n"
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+Handler = Callable[[Request], Response]
+
+
+def endpoint(**handlers: Handler) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app serving one route: `endpoint(GET=list_models)`, one handler per method."""
+    allowed = ", ".join([*handlers, "OPTIONS"])
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            if request.method == "OPTIONS":
+                response = _preflight(request, allowed)
+            elif request.method not in handlers:
+                raise MethodNotAllowed(
+                    f"{request.method} is not allowed here; use {allowed}.",
+                    headers={"Allow": allowed},
+                )
+            else:
+                response = handlers[request.method](request)
+        except GatewayError as error:
+            response = error_response(error)
+        except Exception:
+            log.exception("unhandled error in %s %s (%s)", request.method, request.path, request.id)
+            response = error_response(InternalError("Something went wrong inside the gateway."))
+        if response.status >= 500:
+            log.warning("%s %s -> %d (%s)", request.method, request.path, response.status, request.id)
+        headers = {
+            "X-Request-Id": request.id,
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+            "Cache-Control": "no-store",
+            **request.response_headers,
+            **response.headers,
+        }
+        start_response(_status_line(response.status), list(headers.items()))
+        return response.body
+
+    return app
+
+
+def _preflight(request: Request, allowed: str) -> Response:
+    asked = request.header("Access-Control-Request-Headers")
+    return Response(
+        [],
+        204,
+        {
+            "Allow": allowed,
+            "Access-Control-Allow-Methods": allowed,
+            "Access-Control-Allow-Headers": asked or "Authorization, Content-Type",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
