@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from lib.errors import NotFound
-from lib.web import error_response
+from lib.web import failing
 
 ROOT = Path(__file__).resolve().parent.parent
 WSGIApp = Callable[..., Iterable[bytes]]
@@ -102,7 +102,9 @@ class Router:
 
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             present = {k.lower() for k, _ in headers}
-            return start_response(status, headers + [h for h in extra if h[0].lower() not in present], exc_info)
+            return start_response(
+                status, headers + [h for h in extra if h[0].lower() not in present], exc_info
+            )
 
         path, query = self._rewrite(original, environ.get("QUERY_STRING", ""))
         static = self._static(path)
@@ -115,9 +117,7 @@ class Router:
                 params.update({k: v for k, v in match.groupdict().items() if v is not None})
                 environ = {**environ, "PATH_INFO": path, "QUERY_STRING": urlencode(params)}
                 return self._load(file)(environ, respond)
-        response = error_response(NotFound(f"No route for {original}.", code="route_not_found"))
-        respond("404 Not Found", list(response.headers.items()))
-        return response.body
+        return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
 
     def _static(self, path: str) -> Path | None:
         public = (self.root / "public").resolve()

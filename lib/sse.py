@@ -30,7 +30,9 @@ def relay(provider: str, response: httpx.Response) -> Iterator[bytes]:
             try:
                 chunk = json.loads(data)
             except ValueError:
-                raise UpstreamError(f"{provider} sent a malformed stream event.", code="upstream_malformed") from None
+                raise UpstreamError(
+                    f"{provider} sent a malformed stream event.", code="upstream_malformed"
+                ) from None
             if isinstance(chunk, dict) and "error" in chunk:
                 raise UpstreamError(f"{provider} failed mid-stream.", code="upstream_stream_error")
             yield b"data: " + data.encode() + b"\n\n"

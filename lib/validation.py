@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -12,7 +13,9 @@ from lib.web import Request
 
 M = TypeVar("M", bound=BaseModel)
 
-# Names pydantic gives union branches in an error's location; they are not fields.
+# Our fields are snake_case; pydantic names union branches in an error's location
+# by their type ("str", "list[ContentPart]", "NamedToolChoice", "literal[...]").
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*")
 _BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
 
 
@@ -32,7 +35,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif "[" in part or part in _BRANCH_NAMES:
+        elif not _FIELD.fullmatch(part) or part in _BRANCH_NAMES:
             continue
         else:
             path += f".{part}" if path else part
@@ -44,7 +47,10 @@ def _bad_request(error: ValidationError) -> BadRequest:
     first = problems[0]
     kind = first["type"]
     if kind == "json_invalid":
-        return BadRequest(f"Request body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}.", code="invalid_json")
+        return BadRequest(
+            f"Request body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}.",
+            code="invalid_json",
+        )
     if kind == "model_type" and not first["loc"]:
         return BadRequest("Request body must be a JSON object.", code="invalid_json")
     # The most specific problem; union branches failing at one place are reported together.
@@ -54,7 +60,5 @@ def _bad_request(error: ValidationError) -> BadRequest:
         return BadRequest(f"Unknown field '{field}'.", code="unknown_field", param=field)
     if deepest["type"] == "missing":
         return BadRequest(f"'{field}' is required.", code="missing_field", param=field)
-    messages = dict.fromkeys(
-        p["msg"] for p in problems if _field_path(p["loc"]) == field
-    )
+    messages = dict.fromkeys(p["msg"] for p in problems if _field_path(p["loc"]) == field)
     return BadRequest(f"Invalid '{field}': {' or '.join(messages)}.", code="invalid_value", param=field)

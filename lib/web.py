@@ -54,9 +54,7 @@ class Request:
 
     def body(self, limit: int) -> bytes:
         """The raw body, refused with 413 past `limit` bytes without reading the rest."""
-        too_large = PayloadTooLarge(
-            f"Request body is larger than the {limit} bytes this endpoint accepts."
-        )
+        too_large = PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
         declared = self.header("Content-Length")
         stream = self.environ.get("wsgi.input")
         if stream is None:
@@ -178,18 +176,31 @@ def endpoint(**handlers: Handler) -> Callable[..., Iterable[bytes]]:
         except Exception:
             log.exception("unhandled error in %s %s (%s)", request.method, request.path, request.id)
             response = error_response(InternalError("Something went wrong inside the gateway."))
-        if response.status >= 500:
-            log.warning("%s %s -> %d (%s)", request.method, request.path, response.status, request.id)
-        headers = {
-            "X-Request-Id": request.id,
-            "Access-Control-Allow-Origin": "*",
-            "Access-Control-Expose-Headers": EXPOSED_HEADERS,
-            "Cache-Control": "no-store",
-            **request.response_headers,
-            **response.headers,
-        }
-        start_response(_status_line(response.status), list(headers.items()))
-        return response.body
+        return _start(request, response, start_response)
+
+    return app
+
+
+def _start(request: Request, response: Response, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    if response.status >= 500:
+        log.warning("%s %s -> %d (%s)", request.method, request.path, response.status, request.id)
+    headers = {
+        "X-Request-Id": request.id,
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+        "Cache-Control": "no-store",
+        **request.response_headers,
+        **response.headers,
+    }
+    start_response(_status_line(response.status), list(headers.items()))
+    return response.body
+
+
+def failing(error: GatewayError) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app that answers every request with `error`, e.g. a 404 for no route."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return _start(Request(environ), error_response(error), start_response)
 
     return app
 

@@ -40,5 +40,7 @@ def chat_completion(
     except ValueError:
         completion = None
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
-        raise UpstreamError(f"{provider} answered with something that is not a chat completion.", code="upstream_malformed")
+        raise UpstreamError(
+            f"{provider} answered with something that is not a chat completion.", code="upstream_malformed"
+        )
     return json_response(completion)

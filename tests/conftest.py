@@ -1,0 +1,103 @@
+"""Shared fixtures: a fake Pollinations and CloudGPT's local server, both on loopback.
+
+The gateway runs as its own process (`python -m lib.devserver`), configured only
+through environment variables, exactly as a developer runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.pollinations import FakePollinations
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_KEY = "test-pollinations-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    """A running local server and a client for it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lib.devserver", "--port", str(self.port)],
+            cwd=ROOT,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"gateway did not start: {self.process.stderr.read().decode()}"
+                    ) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakePollinations]:
+    fake = FakePollinations().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start a gateway with its own data directory; keyword arguments add variables."""
+    started: list[Gateway] = []
+
+    def start(**overrides: str) -> Gateway:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("POLLINATIONS_", "MAPLEAI_", "SUPABASE_", "UPSTASH_", "RATE_LIMIT_"))
+            and key not in ("VERCEL", "CLOUDGPT_DATA_DIR")
+        }
+        env |= {
+            "POLLINATIONS_BASE_URL": upstream.url,
+            "POLLINATIONS_API_KEY": UPSTREAM_KEY,
+            "CLOUDGPT_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+            **overrides,
+        }
+        gateway = Gateway(env)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+    """A gateway whose chat limit is out of the way of functional tests."""
+    return start_gateway(RATE_LIMIT_CHAT_ANONYMOUS="100000")

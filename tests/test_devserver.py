@@ -1,0 +1,78 @@
+"""The local server routes like Vercel: file paths, [param] segments, rewrites, headers, static files."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from lib.devserver import Router
+
+ECHO = """
+import json
+from urllib.parse import parse_qsl
+
+def app(environ, start_response):
+    body = json.dumps({"file": __file__.rsplit("/api/", 1)[1], "path": environ["PATH_INFO"],
+                       "query": dict(parse_qsl(environ["QUERY_STRING"]))}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    for name in ("hello.py", "keys/index.py", "keys/[id].py", "_private.py"):
+        (tmp_path / "api" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "api" / name).write_text(ECHO)
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "index.html").write_text("<h1>home</h1>")
+    (tmp_path / "vercel.json").write_text(json.dumps({
+        "rewrites": [
+            {"source": "/v1/keys/:id", "destination": "/api/keys/:id?via=rewrite"},
+            {"source": "/old/:rest*", "destination": "/api/hello"},
+        ],
+        "headers": [{"source": "/api/:path*", "headers": [{"key": "X-Site", "value": "test"}]}],
+    }))  # fmt: skip
+    server = make_server("127.0.0.1", 0, Router(tmp_path), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+
+
+def test_file_path_is_the_route(site: str) -> None:
+    body = httpx.get(f"{site}/api/hello?x=1").json()
+    assert body == {"file": "hello.py", "path": "/api/hello", "query": {"x": "1"}}
+
+
+def test_index_serves_its_folder_and_brackets_become_query_parameters(site: str) -> None:
+    assert httpx.get(f"{site}/api/keys").json()["file"] == "keys/index.py"
+    body = httpx.delete(f"{site}/api/keys/key_abc").json()
+    assert body["file"] == "keys/[id].py"
+    assert body["query"] == {"id": "key_abc"}
+
+
+def test_rewrites_and_headers_from_vercel_json_apply(site: str) -> None:
+    response = httpx.get(f"{site}/v1/keys/key_9?extra=1")
+    assert response.json() == {
+        "file": "keys/[id].py",
+        "path": "/api/keys/key_9",
+        "query": {"extra": "1", "via": "rewrite", "id": "key_9"},
+    }
+    assert httpx.get(f"{site}/old/a/b/c").json()["file"] == "hello.py"
+    # Like Vercel, header rules match the path the client asked for, before rewrites.
+    assert "X-Site" not in response.headers
+    assert httpx.get(f"{site}/api/hello").headers["X-Site"] == "test"
+
+
+def test_static_files_underscored_modules_and_traversal(site: str) -> None:
+    assert httpx.get(f"{site}/").text == "<h1>home</h1>"
+    assert httpx.get(f"{site}/api/_private").status_code == 404
+    assert httpx.get(f"{site}/../vercel.json").status_code == 404
+    assert httpx.get(f"{site}/api/nope").json()["error"]["code"] == "route_not_found"
