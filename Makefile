@@ -15,6 +15,7 @@ test:
 
 bench:
 	@scripts/venv requirements.txt requirements-dev.txt
+	@command -v wrk >/dev/null || scripts/apt-install wrk
 	.venv/bin/python bench/gateway.py
 
 lint:

@@ -3,8 +3,8 @@
 `python -m lib.devserver` (what `make dev` runs) maps each `api/**/*.py` file to
 its path (`index.py` to its folder, `[name]` segments passed as query parameters),
 applies `vercel.json`'s rewrites and headers, serves `public/` as static files,
-and runs every request on its own thread with streamed bodies flushed as they
-are produced.
+and serves requests concurrently (a thread each, keep-alive connections) with
+streamed bodies flushed chunk by chunk as they are produced.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class Router:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from werkzeug.serving import run_simple
+    import waitress
 
     from lib.settings import settings
 
@@ -144,9 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve CloudGPT's functions locally.")
     parser.add_argument("--host", default=current.host)
     parser.add_argument("--port", type=int, default=current.port)
+    parser.add_argument("--threads", type=int, default=64, help="requests served at once (streams hold one)")
     args = parser.parse_args(argv)
     print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
-    run_simple(args.host, args.port, Router(), threaded=True, use_reloader=False)
+    # send_bytes=1: every chunk a function yields goes out at once, so streams are not held back.
+    waitress.serve(
+        Router(), host=args.host, port=args.port, threads=args.threads, send_bytes=1, ident="CloudGPT"
+    )
 
 
 if __name__ == "__main__":

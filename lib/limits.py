@@ -65,28 +65,25 @@ class SqliteCounters:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._swept_window = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection().executescript(self._SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-        return connection
+        # One connection per process behind a lock: threads queue on the lock in
+        # microseconds instead of in SQLite's busy handler, which sleeps up to 100 ms.
+        # Other processes still wait on SQLite's own file lock (busy timeout 5 s).
+        self._connection = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._swept_window = 0
+        with self._lock:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.executescript(self._SCHEMA)
 
     def hit(self, bucket: str, window: int) -> int:
         """Count one request in `bucket`'s `window`; the count including it."""
-        connection = self._connection()
-        (count,) = connection.execute(self._HIT, (bucket, window)).fetchone()
-        if window != self._swept_window:  # once per window and process: drop old windows
-            self._swept_window = window
-            connection.execute("DELETE FROM counters WHERE window < ?", (window,))
+        with self._lock:
+            (count,) = self._connection.execute(self._HIT, (bucket, window)).fetchone()
+            if window != self._swept_window:  # once per window and process: drop old windows
+                self._swept_window = window
+                self._connection.execute("DELETE FROM counters WHERE window < ?", (window,))
         return count
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
+import waitress
 
 from lib.devserver import Router
 
@@ -39,11 +39,11 @@ def site(tmp_path: Path) -> Iterator[str]:
         ],
         "headers": [{"source": "/api/:path*", "headers": [{"key": "X-Site", "value": "test"}]}],
     }))  # fmt: skip
-    server = make_server("127.0.0.1", 0, Router(tmp_path), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = waitress.create_server(Router(tmp_path), host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
 
 
 def test_file_path_is_the_route(site: str) -> None:

@@ -36,8 +36,7 @@ class FakePollinations:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.gates: dict[str, threading.Event] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -62,6 +61,14 @@ class FakePollinations:
             if isinstance(request.body, dict) and _last_content(request.body) == marker:
                 return request
         raise LookupError(marker)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops connections under a burst
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up (load generators do) are not the fake's concern
 
 
 def _last_content(body: dict[str, Any]) -> str:
@@ -110,6 +117,7 @@ def _error_body(status: int) -> dict[str, Any]:
 def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass
