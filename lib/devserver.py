@@ -16,16 +16,16 @@ import mimetypes
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from lib.errors import NotFound
-from lib.web import failing
+from lib.web import WSGIApp, failing
 
 ROOT = Path(__file__).resolve().parent.parent
-WSGIApp = Callable[..., Iterable[bytes]]
 
 
 def _pattern(source: str) -> re.Pattern[str]:
@@ -135,12 +135,40 @@ class Router:
         return [body]
 
 
+def access_log(app: WSGIApp) -> WSGIApp:
+    """Print one line per request once its body is sent: method, path, status, milliseconds."""
+
+    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        started = time.perf_counter()
+        status = ["-"]
+
+        def capture(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status[0] = line.split(" ", 1)[0]
+            return start_response(line, headers, exc_info)
+
+        body = app(environ, capture)
+        try:
+            yield from body
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            elapsed = (time.perf_counter() - started) * 1000
+            path = environ.get("PATH_INFO", "/")
+            print(f"{environ.get('REQUEST_METHOD')} {path} {status[0]} {elapsed:.1f}ms", flush=True)
+
+    return logged
+
+
 def main(argv: list[str] | None = None) -> None:
     import waitress
 
-    from lib.settings import settings
+    from lib.settings import SettingsError, settings
 
-    current = settings()
+    try:
+        current = settings()
+    except SettingsError as error:
+        sys.exit(error.message)
     parser = argparse.ArgumentParser(description="Serve CloudGPT's functions locally.")
     parser.add_argument("--host", default=current.host)
     parser.add_argument("--port", type=int, default=current.port)

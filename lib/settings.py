@@ -1,7 +1,8 @@
 """Every environment variable CloudGPT reads, read here and nowhere else.
 
 Settings are read once per process (a warm serverless instance keeps them); a
-malformed value fails loudly with the variable's name rather than being guessed.
+malformed value fails loudly with the variable's name rather than being guessed:
+every request then answers a 503 `gateway_misconfigured` that names it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lib.errors import ServiceUnavailable
+
 MODALITIES = ("chat", "image", "video")
 
 # Per-minute limits: (anonymous, authenticated), from the public API contract.
 DEFAULT_LIMITS = {"chat": (10, 60), "image": (5, 30), "video": (2, 10)}
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value CloudGPT cannot use."""
+class SettingsError(ServiceUnavailable):
+    """An environment variable holds a value CloudGPT cannot use: the operator's to fix."""
+
+    code = "gateway_misconfigured"
 
 
 @dataclass(frozen=True)
@@ -60,16 +65,16 @@ def _number(env: dict[str, str], name: str, default: float, kind: type = int) ->
     try:
         value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, not {raw!r}")
+        value = 0
+    if value <= 0:  # the value itself is not repeated: it may be a misplaced secret
+        raise SettingsError(f"CloudGPT is misconfigured: {name} must be a positive {kind.__name__}.")
     return value
 
 
 def _url(env: dict[str, str], name: str, default: str) -> str:
     value = _text(env, name) or default
     if not value.startswith(("http://", "https://")):
-        raise SettingsError(f"{name} must be an http(s) URL, not {value!r}")
+        raise SettingsError(f"CloudGPT is misconfigured: {name} must be an http(s) URL.")
     return value.rstrip("/")
 
 

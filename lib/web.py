@@ -153,9 +153,10 @@ def _guarded(events: Iterator[bytes]) -> Iterator[bytes]:
 
 
 Handler = Callable[[Request], Response]
+WSGIApp = Callable[..., Iterable[bytes]]
 
 
-def endpoint(**handlers: Handler) -> Callable[..., Iterable[bytes]]:
+def endpoint(**handlers: Handler) -> WSGIApp:
     """A WSGI app serving one route: `endpoint(GET=list_models)`, one handler per method."""
     allowed = ", ".join([*handlers, "OPTIONS"])
 
@@ -196,7 +197,7 @@ def _start(request: Request, response: Response, start_response: Callable[..., A
     return response.body
 
 
-def failing(error: GatewayError) -> Callable[..., Iterable[bytes]]:
+def failing(error: GatewayError) -> WSGIApp:
     """A WSGI app that answers every request with `error`, e.g. a 404 for no route."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -33,13 +33,15 @@ def free_port() -> int:
 class Gateway:
     """A running local server and a client for it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], argv: tuple[str, ...] = ("-m", "lib.devserver", "--port", "{port}")
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The server's log goes to a file: a pipe nobody drains would block it once full.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lib.devserver", "--port", str(self.port)],
+            [sys.executable, *(arg.format(port=self.port) for arg in argv)],
             cwd=ROOT,
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=self.log,
@@ -53,9 +55,8 @@ class Gateway:
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"gateway did not start: {self.process.stderr.read().decode()}"
-                    ) from None
+                    self.log.seek(0)
+                    raise RuntimeError(f"gateway did not start: {self.log.read().decode()}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -79,7 +80,7 @@ def start_gateway(
     """Start a gateway with its own data directory; keyword arguments add variables."""
     started: list[Gateway] = []
 
-    def start(**overrides: str) -> Gateway:
+    def start(argv: tuple[str, ...] | None = None, **overrides: str) -> Gateway:
         env = {
             key: value
             for key, value in os.environ.items()
@@ -92,7 +93,7 @@ def start_gateway(
             "CLOUDGPT_DATA_DIR": str(tmp_path_factory.mktemp("data")),
             **overrides,
         }
-        gateway = Gateway(env)
+        gateway = Gateway(env, argv) if argv else Gateway(env)
         started.append(gateway)
         return gateway
 
