@@ -8,6 +8,8 @@ credential and credit, so the caller gets a 502/503 that says so, never a 401.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -26,6 +28,17 @@ from lib.settings import settings
 _MESSAGE_LIMIT = 500
 _ERROR_BODY_LIMIT = 64 * 1024
 RETRY_AFTER_CAP = 60
+
+
+@contextmanager
+def transport_errors(timed_out: str, broken: str, code: str) -> Iterator[None]:
+    """Turn the HTTP client's network failures inside the block into gateway errors."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(timed_out) from None
+    except httpx.TransportError:
+        raise UpstreamError(broken, code=code) from None
 
 
 @cache
@@ -55,13 +68,11 @@ def open_stream(
     headers = {"Accept": "application/json, text/event-stream, */*"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    try:
-        request = client().build_request(method, url, json=json_body, headers=headers)
+    request = client().build_request(method, url, json=json_body, headers=headers)
+    with transport_errors(
+        f"{provider} did not answer in time.", f"{provider} could not be reached.", "upstream_unreachable"
+    ):
         response = client().send(request, stream=True)
-    except httpx.TimeoutException:
-        raise UpstreamTimeout(f"{provider} did not answer in time.") from None
-    except httpx.TransportError:
-        raise UpstreamError(f"{provider} could not be reached.", code="upstream_unreachable") from None
     if response.status_code >= 400:
         try:
             raise failure(provider, response, _read_error_body(response), api_key)

@@ -136,6 +136,7 @@ def test_stream_forwards_each_chunk_before_the_upstream_finishes(
         ("cut", "upstream_stream_cut"),
         ("nodone", "upstream_stream_incomplete"),
         ("malformed", "upstream_malformed"),
+        ("errorevent", "upstream_stream_error"),
     ],
 )
 def test_broken_stream_ends_in_an_error_event_never_done(gateway: Gateway, marker: str, code: str) -> None:

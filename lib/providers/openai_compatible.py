@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from lib.catalog import Model
-from lib.errors import UpstreamError, UpstreamTimeout
+from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
-from lib.upstream import open_stream
+from lib.upstream import open_stream, transport_errors
 from lib.web import Response, event_stream, json_response
 
 
@@ -28,11 +26,12 @@ def chat_completion(
     if body.stream:
         return event_stream(relay(provider, response))
     try:
-        raw = response.read()
-    except httpx.TimeoutException:
-        raise UpstreamTimeout(f"{provider} stopped sending its answer.") from None
-    except httpx.TransportError:
-        raise UpstreamError(f"{provider} cut its answer off.", code="upstream_unreachable") from None
+        with transport_errors(
+            f"{provider} stopped sending its answer.",
+            f"{provider} cut its answer off.",
+            "upstream_unreachable",
+        ):
+            raw = response.read()
     finally:
         response.close()
     try:

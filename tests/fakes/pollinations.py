@@ -9,6 +9,7 @@ Pollinations' own error shape. The last message's content picks the behaviour:
     "cut"            (stream) two chunks, then drop the connection
     "nodone"         (stream) every chunk but no `data: [DONE]`
     "malformed"      (stream) one chunk that is not JSON
+    "errorevent"     (stream) one chunk, then an error event in OpenAI's shape
     "gate:NAME"      (stream) first chunk, then wait until the test opens gate NAME
 
 Anything else is echoed back. Every request is recorded for the tests to inspect.
@@ -181,6 +182,8 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
                 return
             if verb == "malformed":
                 self._write_chunk(b"data: {not json\n\n")
+            if verb == "errorevent":
+                self._write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
             for word in ("echo:", content):
                 self._write_chunk(_chunk(model, {"content": word}))
             self._write_chunk(_chunk(model, {}, "stop"))
