@@ -27,7 +27,7 @@ from lib.settings import settings
 
 _MESSAGE_LIMIT = 500
 _ERROR_BODY_LIMIT = 64 * 1024
-RETRY_AFTER_CAP = 60
+_RETRY_AFTER_CAP = 60
 
 
 @contextmanager
@@ -58,7 +58,7 @@ def client() -> httpx.Client:
     )
 
 
-def open_stream(
+def open_response(
     provider: str, method: str, url: str, *, api_key: str | None, json_body: Any = None
 ) -> httpx.Response:
     """Send a request and return the open response once its status is a success.
@@ -75,7 +75,7 @@ def open_stream(
         response = client().send(request, stream=True)
     if response.status_code >= 400:
         try:
-            raise failure(provider, response, _read_error_body(response), api_key)
+            raise _failure(provider, response, _read_error_body(response), api_key)
         finally:
             response.close()
     return response
@@ -84,7 +84,7 @@ def open_stream(
 def _read_error_body(response: httpx.Response) -> bytes:
     body = b""
     try:
-        for chunk in response.iter_raw():
+        for chunk in response.iter_bytes():
             body += chunk
             if len(body) >= _ERROR_BODY_LIMIT:
                 break
@@ -109,7 +109,7 @@ def _upstream_message(body: bytes, api_key: str | None) -> str:
     return text[:_MESSAGE_LIMIT] or "no details given"
 
 
-def failure(provider: str, response: httpx.Response, body: bytes, api_key: str | None) -> GatewayError:
+def _failure(provider: str, response: httpx.Response, body: bytes, api_key: str | None) -> GatewayError:
     """The error the caller sees for a provider's error status."""
     status = response.status_code
     if status in (400, 413, 422):
@@ -141,4 +141,4 @@ def _retry_after(response: httpx.Response) -> int:
         seconds = int(float(response.headers.get("Retry-After", "1")))
     except ValueError:
         seconds = 1
-    return min(max(seconds, 1), RETRY_AFTER_CAP)
+    return min(max(seconds, 1), _RETRY_AFTER_CAP)

@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
 
 from lib.errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, PayloadTooLarge
 
@@ -43,10 +42,6 @@ class Request:
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
         return self.environ.get(key)
-
-    @property
-    def query(self) -> dict[str, str]:
-        return dict(parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True))
 
     @property
     def remote_addr(self) -> str:

@@ -8,7 +8,7 @@ from lib.catalog import Model
 from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
-from lib.upstream import open_stream, transport_errors
+from lib.upstream import open_response, transport_errors
 from lib.web import Response, event_stream, json_response
 
 
@@ -16,7 +16,7 @@ def chat_completion(
     provider: str, base_url: str, api_key: str | None, model: Model, body: ChatRequest
 ) -> Response:
     """The provider's completion as CloudGPT answers it: JSON, or SSE chunks as they come."""
-    response = open_stream(
+    response = open_response(
         provider,
         "POST",
         f"{base_url}/v1/chat/completions",
