@@ -7,6 +7,7 @@ processes can never admit more than the limit, nor refuse below it.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from lib.identity import Caller
 from lib.settings import settings
 
 WINDOW_SECONDS = 60
+log = logging.getLogger("cloudgpt")
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,9 @@ class SqliteCounters:
         self._connection = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         self._swept_window = 0
-        with self._lock:
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.executescript(self._SCHEMA)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(self._SCHEMA)
 
     def hit(self, bucket: str, window: int) -> int:
         """Count one request in `bucket`'s `window`; the count including it."""
@@ -109,7 +110,13 @@ def enforce(caller: Caller, modality: str, now: float | None = None) -> dict[str
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     limits = settings().limits[modality]
     limit = limits.authenticated if caller.authenticated else limits.anonymous
-    count = _counters().hit(f"{modality}:{caller.bucket}", window)
+    try:
+        count = _counters().hit(f"{modality}:{caller.bucket}", window)
+    except (sqlite3.Error, OSError):
+        log.exception("rate-limit counters unavailable")
+        raise ServiceUnavailable(
+            "The rate limiter's store cannot be used right now.", code="rate_limiter_unavailable"
+        ) from None
     decision = Decision(limit=limit, count=count, reset=window + WINDOW_SECONDS, now=now)
     if not decision.allowed:
         raise RateLimited(

@@ -105,3 +105,12 @@ def test_a_new_window_starts_from_zero_and_old_windows_are_dropped(tmp_path: Pat
         "SELECT bucket, window, count FROM counters ORDER BY bucket"
     ).fetchall()
     assert rows == [("b", 120, 1), ("other", 120, 1)]
+
+
+def test_an_unusable_counter_store_is_a_503_not_a_500(start_gateway, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    gateway = start_gateway(CLOUDGPT_DATA_DIR=str(blocker))
+    response = gateway.client.post("/api/chat", json=BODY)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "rate_limiter_unavailable"
