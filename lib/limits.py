@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from lib.errors import RateLimited, ServiceUnavailable
@@ -88,9 +87,16 @@ class SqliteCounters:
         return count
 
 
-@cache
+_stores: dict[Path, SqliteCounters] = {}
+_stores_lock = threading.Lock()
+
+
 def _sqlite_counters(path: Path) -> SqliteCounters:
-    return SqliteCounters(path)
+    """The process's one store for `path`, opened by the first request that needs it."""
+    with _stores_lock:  # concurrent first requests must not open (and migrate) it twice
+        if path not in _stores:
+            _stores[path] = SqliteCounters(path)
+        return _stores[path]
 
 
 def _counters() -> SqliteCounters:
