@@ -67,6 +67,14 @@ class Router:
             for path in sorted((root / "api").rglob("*.py"))
             if not path.name.startswith("_")
         ]
+        # public/ is listed once: a request never touches the disk to find out it is not a file.
+        public = root / "public"
+        self.static = {"/" + str(f.relative_to(public)): f for f in public.rglob("*") if f.is_file()}
+        self.static |= {
+            url.removesuffix("/index.html") or "/": f
+            for url, f in self.static.items()
+            if f.name == "index.html"
+        }
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
         if str(root) not in sys.path:
@@ -107,7 +115,7 @@ class Router:
             )
 
         path, query = self._rewrite(original, environ.get("QUERY_STRING", ""))
-        static = self._static(path)
+        static = self.static.get(path)
         if static is not None:
             return self._serve_file(static, respond)
         for pattern, file in self.functions:
@@ -118,15 +126,6 @@ class Router:
                 environ = {**environ, "PATH_INFO": path, "QUERY_STRING": urlencode(params)}
                 return self._load(file)(environ, respond)
         return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
-
-    def _static(self, path: str) -> Path | None:
-        public = (self.root / "public").resolve()
-        candidate = (public / path.lstrip("/")).resolve()
-        if candidate.is_dir():
-            candidate = candidate / "index.html"
-        if candidate.is_file() and candidate.is_relative_to(public):
-            return candidate
-        return None
 
     def _serve_file(self, file: Path, respond: Callable[..., Any]) -> Iterable[bytes]:
         body = file.read_bytes()
