@@ -176,7 +176,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
     # send_bytes=1: every chunk a function yields goes out at once, so streams are not held back.
     waitress.serve(
-        Router(), host=args.host, port=args.port, threads=args.threads, send_bytes=1, ident="CloudGPT"
+        access_log(Router()),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        send_bytes=1,
+        ident="CloudGPT",
     )
 
 

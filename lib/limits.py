@@ -110,9 +110,9 @@ def _counters() -> SqliteCounters:
     return _sqlite_counters(current.data_dir / "limits.sqlite3")
 
 
-def enforce(caller: Caller, modality: str, now: float | None = None) -> dict[str, str]:
+def enforce(caller: Caller, modality: str) -> dict[str, str]:
     """Count this request; its rate-limit headers, or a 429 once the window is spent."""
-    now = time.time() if now is None else now
+    now = time.time()
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     limits = settings().limits[modality]
     limit = limits.authenticated if caller.authenticated else limits.anonymous
@@ -124,10 +124,11 @@ def enforce(caller: Caller, modality: str, now: float | None = None) -> dict[str
             "The rate limiter's store cannot be used right now.", code="rate_limiter_unavailable"
         ) from None
     decision = Decision(limit=limit, count=count, reset=window + WINDOW_SECONDS, now=now)
+    headers = decision.headers()
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit of {limit} {modality} requests per minute reached; "
-            f"retry after {decision.headers()['Retry-After']} s.",
-            headers=decision.headers(),
+            f"retry after {headers['Retry-After']} s.",
+            headers=headers,
         )
-    return decision.headers()
+    return headers
