@@ -1,14 +1,16 @@
 """The request bodies CloudGPT accepts, as pydantic models.
 
-They are strict (no "1" for 1, no unknown fields) and follow OpenAI's chat fields,
-so what validates here is what the upstreams accept.
+They are strict (no "1" for 1, no unknown fields) and follow OpenAI's chat fields
+and the spec's media fields, so what validates here is what the upstreams accept.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lib.errors import BadRequest
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -131,3 +133,56 @@ class ChatRequest(BaseModel):
         body = self.model_dump(exclude_none=True, by_alias=True)
         body["model"] = upstream_model
         return body
+
+
+class _MediaRequest(BaseModel):
+    """What image and video requests share: a prompt for a catalog model."""
+
+    model_config = _STRICT
+    # A Pollinations prompt travels in the URL path; 2000 characters keep that URL sane.
+    prompt: str = Field(min_length=1, max_length=2000)
+    model: str
+    width: int  # each request type sets its own default and bounds
+    height: int
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("the prompt must not be blank")
+        return prompt
+
+    @property
+    def size(self) -> str:
+        """`WxH`, the way OpenAI-style APIs take a size."""
+        return f"{self.width}x{self.height}"
+
+
+class ImageRequest(_MediaRequest):
+    """POST /api/image: one image from a prompt."""
+
+    width: int = Field(1024, ge=64, le=2048)
+    height: int = Field(1024, ge=64, le=2048)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+
+class VideoRequest(_MediaRequest):
+    """POST /api/video: one clip from a prompt; its length is checked against the model."""
+
+    duration: int = Field(4, ge=1)
+    width: int = Field(1280, ge=128, le=1920)
+    height: int = Field(720, ge=128, le=1920)
+
+    @property
+    def aspect_ratio(self) -> str:
+        """The two ratios video models offer: landscape `16:9` or portrait `9:16`."""
+        return "16:9" if self.width >= self.height else "9:16"
+
+    def check_duration(self, max_duration: int | None) -> None:
+        """A 400 naming `duration` when the clip is longer than the model makes."""
+        if max_duration is not None and self.duration > max_duration:
+            raise BadRequest(
+                f"Invalid 'duration': this model makes clips of at most {max_duration} seconds.",
+                code="invalid_value",
+                param="duration",
+            )

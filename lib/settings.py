@@ -51,6 +51,7 @@ class Settings:
     on_vercel: bool
     host: str
     port: int
+    video_job_timeout: float
 
 
 def _text(env: dict[str, str], name: str) -> str | None:
@@ -106,6 +107,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         on_vercel=bool(_text(env, "VERCEL")),
         host=_text(env, "HOST") or "127.0.0.1",
         port=_number(env, "PORT", 3000),
+        # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
+        video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
     )
 
 

@@ -133,6 +133,19 @@ def event_stream(events: Iterator[bytes], headers: dict[str, str] | None = None)
     )
 
 
+def media_stream(chunks: Iterable[bytes], content_type: str, content_length: int | None = None) -> Response:
+    """Bytes (an image, a video) sent on as they arrive: memory stays flat whatever the size.
+
+    A failure after the first byte can no longer change the status, so it is raised
+    to the server, which drops the connection: the caller sees a short body, never a
+    complete-looking one.
+    """
+    headers = {"Content-Type": content_type}
+    if content_length is not None:
+        headers["Content-Length"] = str(content_length)
+    return Response(chunks, 200, headers)
+
+
 def _guarded(events: Iterator[bytes]) -> Iterator[bytes]:
     try:
         yield from events

@@ -1,10 +1,14 @@
-"""Pollinations (gen.pollinations.ai): chat through its OpenAI-compatible endpoint."""
+"""Pollinations (gen.pollinations.ai): chat through its OpenAI-compatible endpoint,
+images and videos through its media endpoint `GET /image/{prompt}`."""
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
+from lib import media
 from lib.catalog import Model
 from lib.providers.openai_compatible import chat_completion
-from lib.schemas import ChatRequest
+from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.settings import settings
 from lib.web import Response
 
@@ -14,3 +18,23 @@ NAME = "pollinations"
 def chat(model: Model, body: ChatRequest) -> Response:
     current = settings()
     return chat_completion(NAME, current.pollinations_base_url, current.pollinations_api_key, model, body)
+
+
+def image(model: Model, body: ImageRequest) -> Response:
+    params: dict[str, object] = {"model": model.upstream, "width": body.width, "height": body.height}
+    if body.seed is not None:
+        params["seed"] = body.seed
+    return _generate(body.prompt, params, "image")
+
+
+def video(model: Model, body: VideoRequest) -> Response:
+    """A clip from the same endpoint; it takes a length and an aspect ratio, not a size."""
+    params = {"model": model.upstream, "duration": body.duration, "aspectRatio": body.aspect_ratio}
+    return _generate(body.prompt, params, "video")
+
+
+def _generate(prompt: str, params: dict[str, object], kind: str) -> Response:
+    current = settings()
+    query = urlencode({**params, "nologo": "true"})
+    url = f"{current.pollinations_base_url}/image/{quote(prompt, safe='')}?{query}"
+    return media.fetch(NAME, url, kind, api_key=current.pollinations_api_key)

@@ -1,0 +1,64 @@
+"""Images and videos from a provider, passed on to the caller as they arrive.
+
+A provider's file is checked to be what was asked for (an `image/*` or `video/*`
+content type) before the caller's status is sent: a 200 that carries JSON or an
+HTML page is the provider's failure (502), never a broken file handed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+
+from lib.errors import UpstreamError
+from lib.upstream import open_response, transport_errors
+from lib.web import Response, media_stream
+
+# What a file's first bytes say it is, for providers that send an image inline.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def fetch(provider: str, url: str, kind: str, *, api_key: str | None) -> Response:
+    """GET `url` and stream it on, once it is checked to be of `kind` ("image" or "video")."""
+    return relay(provider, open_response(provider, "GET", url, api_key=api_key), kind)
+
+
+def relay(provider: str, response: httpx.Response, kind: str) -> Response:
+    """The provider's open response as the caller's answer; the response is closed when done."""
+    content_type = response.headers.get("Content-Type", "")
+    if not content_type.lower().startswith(f"{kind}/"):
+        response.close()
+        raise UpstreamError(
+            f"{provider} answered with {content_type or 'no content type'} instead of an {kind}.",
+            code="upstream_malformed",
+        )
+    # A compressed body's length is not the length of the bytes the caller gets.
+    length = response.headers.get("Content-Length")
+    sized = length is not None and length.isdigit() and "Content-Encoding" not in response.headers
+    return media_stream(_chunks(provider, response), content_type, int(length) if sized else None)
+
+
+def _chunks(provider: str, response: httpx.Response) -> Iterator[bytes]:
+    try:
+        with transport_errors(
+            f"{provider} stopped sending the file.", f"{provider} cut the file off.", "upstream_stream_cut"
+        ):
+            yield from response.iter_bytes()
+    finally:
+        response.close()
+
+
+def inline_image(provider: str, data: bytes) -> Response:
+    """An image a provider sent inside its JSON answer, checked by its first bytes."""
+    for signature, content_type in _SIGNATURES:
+        if data.startswith(signature):
+            return media_stream([data], content_type, len(data))
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return media_stream([data], "image/webp", len(data))
+    raise UpstreamError(f"{provider} sent image data in no format CloudGPT knows.", code="upstream_malformed")

@@ -1,0 +1,144 @@
+"""MapleAI (api.mapleai.de): OpenAI-style image generations, and videos as asynchronous
+jobs that are created, polled until they finish, then downloaded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from lib import media
+from lib.catalog import Model
+from lib.errors import GatewayError, UpstreamError, UpstreamTimeout
+from lib.schemas import ImageRequest, VideoRequest
+from lib.settings import settings
+from lib.upstream import open_response, transport_errors
+from lib.web import Response
+
+NAME = "mapleai"
+log = logging.getLogger("cloudgpt")
+
+# ---- images and video ------------------------------------------------------------
+
+# An answer carrying an image as base64 is read whole; past this it is not an image answer.
+_JSON_ANSWER_LIMIT = 64 * 1024 * 1024
+_JOB_FINAL = ("completed", "failed", "cancelled")
+_JOB_RUNNING = ("queued", "processing")
+# Polls start soon (short clips finish in seconds) and back off to spare the API.
+_POLL_FIRST, _POLL_FACTOR, _POLL_MAX = 0.5, 1.5, 10.0
+
+
+def image(model: Model, body: ImageRequest) -> Response:
+    """One image: MapleAI answers it inline (`b64_json`) or as a link (`url`) to fetch."""
+    base, key = _account()
+    answer = _call("POST", "/v1/images/generations", {
+        "model": model.upstream, "prompt": body.prompt, "n": 1, "size": body.size,
+    })  # fmt: skip
+    data = answer.get("data")
+    item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    if isinstance(item.get("b64_json"), str):
+        try:
+            return media.inline_image(NAME, base64.b64decode(item["b64_json"], validate=True))
+        except binascii.Error:
+            raise UpstreamError(
+                f"{NAME} sent an image that is not base64.", code="upstream_malformed"
+            ) from None
+    if isinstance(item.get("url"), str) and item["url"].startswith(("https://", "http://")):
+        url = item["url"]
+        # CloudGPT's key goes to MapleAI only, never to the host a link points at.
+        own = urlsplit(url).netloc == urlsplit(base).netloc
+        return media.fetch(NAME, url, "image", api_key=key if own else None)
+    raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
+
+
+def video(model: Model, body: VideoRequest) -> Response:
+    """Create the job, poll it with backoff within the time budget, then stream the file.
+
+    A job that fails or is cancelled is a 502 carrying MapleAI's reason; one still
+    running when the budget is spent is cancelled (so it costs nothing more) and is a 504.
+    """
+    base, key = _account()
+    job = _call("POST", "/v1/video/generations", {
+        "model": model.upstream, "prompt": body.prompt, "seconds": str(body.duration), "size": body.size,
+    })  # fmt: skip
+    job_id = job.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        raise UpstreamError(f"{NAME} answered without a video job id.", code="upstream_malformed")
+    path = f"/v1/video/generations/{quote(job_id, safe='')}"
+    deadline = time.monotonic() + settings().video_job_timeout
+    delay = _POLL_FIRST
+    while (status := _job_status(job)) in _JOB_RUNNING:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _cancel(path)
+            raise UpstreamTimeout(
+                f"{NAME}'s video job {job_id} did not finish in {settings().video_job_timeout:g} seconds; "
+                "it was cancelled.",
+                code="upstream_job_timeout",
+            )
+        time.sleep(min(delay, left))
+        delay = min(delay * _POLL_FACTOR, _POLL_MAX)
+        job = _call("GET", path)
+    if status != "completed":
+        raise UpstreamError(
+            f"{NAME}'s video job {job_id} {status}: {_reason(job)}", code="upstream_job_failed"
+        )
+    return media.fetch(NAME, f"{base}{path}/download", "video", api_key=key)
+
+
+def _account() -> tuple[str, str | None]:
+    current = settings()
+    return current.mapleai_base_url, current.mapleai_api_key
+
+
+def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One JSON call to MapleAI's API, its answer read whole (it is small) and parsed."""
+    base, key = _account()
+    response = open_response(NAME, method, f"{base}{path}", api_key=key, json_body=body)
+    try:
+        with transport_errors(
+            f"{NAME} stopped sending its answer.", f"{NAME} cut its answer off.", "upstream_unreachable"
+        ):
+            raw = bytearray()
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > _JSON_ANSWER_LIMIT:
+                    raise UpstreamError(f"{NAME}'s answer is too large.", code="upstream_malformed")
+    finally:
+        response.close()
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise UpstreamError(
+            f"{NAME} answered {path} with something that is not JSON.", code="upstream_malformed"
+        )
+    return answer
+
+
+def _job_status(job: dict[str, Any]) -> str:
+    status = job.get("status")
+    if status not in _JOB_FINAL + _JOB_RUNNING:
+        raise UpstreamError(f"{NAME} reported a video job status {status!r}.", code="upstream_malformed")
+    return status
+
+
+def _reason(job: dict[str, Any]) -> str:
+    """Why a job failed, in MapleAI's words when it gives them (`error` or `error.message`)."""
+    error = job.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return " ".join(error.split())[:500] if isinstance(error, str) and error.strip() else "no reason given"
+
+
+def _cancel(path: str) -> None:
+    """Best effort: the caller's 504 does not wait on, or depend on, the cancellation."""
+    try:
+        _call("POST", f"{path}/cancel")
+    except GatewayError as error:
+        log.warning("cancelling %s %s failed: %s", NAME, path, error.message)
