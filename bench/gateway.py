@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,24 +76,36 @@ def post(client: httpx.Client, path: str) -> Callable[[], object]:
     return call
 
 
-def function_call() -> Callable[[], object]:
-    """The chat function's WSGI app, called in-process with a real request environ."""
-    spec = importlib.util.spec_from_file_location("chat_function", ROOT / "api" / "chat.py")
+def load_function(relative: str) -> Any:
+    """A function of api/ as Vercel's runtime loads it: the module whose `app` it calls."""
+    spec = importlib.util.spec_from_file_location("function_" + Path(relative).stem, ROOT / relative)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def wsgi_post(path: str, raw: bytes) -> dict[str, Any]:
+    """A real WSGI environ for a JSON POST to `path`."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(raw)),
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(raw),
+    }
+
+
+def function_call() -> Callable[[], object]:
+    """The chat function's WSGI app, called in-process with a real request environ."""
+    module = load_function("api/chat.py")
 
     def call() -> object:
         statuses = []
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/api/chat",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(RAW_BODY)),
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": io.BytesIO(RAW_BODY),
-        }
-        body = b"".join(module.app(environ, lambda status, headers: statuses.append(status)))
+        body = b"".join(
+            module.app(wsgi_post("/api/chat", RAW_BODY), lambda status, headers: statuses.append(status))
+        )
         assert statuses == ["200 OK"], body
         return body
 

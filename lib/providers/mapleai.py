@@ -122,7 +122,8 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[st
 
 
 def _job_status(job: dict[str, Any]) -> str:
-    status = job.get("status")
+    """The job's status; the reference lets it be null, which can only mean not done yet."""
+    status = job.get("status") or "queued"
     if status not in _JOB_FINAL + _JOB_RUNNING:
         raise UpstreamError(f"{NAME} reported a video job status {status!r}.", code="upstream_malformed")
     return status
