@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,21 +41,32 @@ def received(response: httpx.Response) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_spec_curl_example_writes_the_image_to_a_file(
-    media_gateway: Gateway, upstream: FakePollinations, tmp_path: Path
-) -> None:
-    out = tmp_path / "image.png"
+def curl(gateway: Gateway, route: str, body: str, out: Path) -> None:
+    """The spec's curl example: POST a JSON body, write the answer to a file, fail on an error status."""
     subprocess.run(
         [
-            "curl", "-sS", "-f", "-X", "POST", f"{media_gateway.url}/api/image",
-            "-H", "Content-Type: application/json",
-            "-d", '{"prompt": "A futuristic city at night", "model": "flux", "width": 1024, "height": 1024}',
-            "--output", str(out),
+            "curl", "-sS", "-f", "-X", "POST", f"{gateway.url}{route}",
+            "-H", "Content-Type: application/json", "-d", body, "--output", str(out),
         ],
         check=True, timeout=30,
     )  # fmt: skip
-    assert out.read_bytes() == files.png(4, 3)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize(("model", "image"), [("flux", files.png(4, 3)), ("mapleai-dalle", files.png(2, 2))])
+def test_spec_curl_example_writes_the_image_to_a_file(
+    media_gateway: Gateway, tmp_path: Path, model: str, image: bytes
+) -> None:
+    out = tmp_path / "image.png"
+    body = f'{{"prompt": "A futuristic city at night", "model": "{model}", "width": 1024, "height": 1024}}'
+    curl(media_gateway, "/api/image", body, out)
+    assert out.read_bytes() == image
+
+
+def test_pollinations_gets_the_prompt_in_its_path_and_the_server_credential(
+    media_gateway: Gateway, upstream: FakePollinations
+) -> None:
+    image(media_gateway, "A futuristic city at night", width=1024, height=1024)
     sent, query = upstream.received_media("A futuristic city at night")
     assert sent.path.startswith("/image/A%20futuristic%20city%20at%20night?")
     assert sent.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
@@ -98,6 +110,24 @@ def test_function_memory_stays_flat_passing_twelve_mib_through(start_gateway) ->
         assert received(response) == (TWELVE_MIB, files.digest(TWELVE_MIB))
     grown = peak_rss_kib(function) - before
     assert grown < 2 * 1024, f"the function's peak memory grew by {grown} KiB passing 12 MiB through"
+
+
+def test_first_bytes_reach_the_caller_before_the_provider_finishes(
+    media_gateway: Gateway, upstream: FakePollinations
+) -> None:
+    # The fake sends 64 KiB, then holds the rest until the gate opens (or 10 s pass):
+    # those bytes can only arrive early if nothing on the way holds them back.
+    gate = upstream.gate("media-incremental")
+    started = time.monotonic()
+    body = {"prompt": "gate:media-incremental", "model": "flux"}
+    with media_gateway.client.stream("POST", "/api/image", json=body) as response:
+        chunks = response.iter_raw()
+        first = next(chunks)
+        early = time.monotonic() - started
+        gate.set()
+        rest = b"".join(chunks)
+    assert early < 5, f"the first bytes took {early:.1f} s: the gateway held them back"
+    assert first + rest == b"".join(files.blocks(1024 * 1024))
 
 
 def test_file_cut_off_midway_never_looks_complete(media_gateway: Gateway) -> None:

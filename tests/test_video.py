@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tests.fakes.mapleai import REASON, FakeMapleAI
 from tests.fakes.pollinations import FakePollinations
 from tests.media_fixtures import JOB_BUDGET, MAPLEAI_KEY
 from tests.test_bad_input import assert_envelope
-from tests.test_image import TWELVE_MIB, received
+from tests.test_image import TWELVE_MIB, curl, received
 
 
 def video(gateway: Gateway, prompt: str, model: str = "veo", **fields: object) -> httpx.Response:
@@ -29,15 +28,7 @@ def test_spec_curl_example_writes_the_video_to_a_file(
     media_gateway: Gateway, tmp_path: Path, model: str
 ) -> None:
     out = tmp_path / "video.mp4"
-    subprocess.run(
-        [
-            "curl", "-sS", "-f", "-X", "POST", f"{media_gateway.url}/api/video",
-            "-H", "Content-Type: application/json",
-            "-d", f'{{"prompt": "Ocean waves crashing on a beach", "model": "{model}", "duration": 4}}',
-            "--output", str(out),
-        ],
-        check=True, timeout=30,
-    )  # fmt: skip
+    curl(media_gateway, "/api/video", f'{{"prompt": "Ocean waves", "model": "{model}", "duration": 4}}', out)
     assert out.read_bytes() == files.MP4
 
 
