@@ -50,7 +50,7 @@ def image(model: Model, body: ImageRequest) -> Response:
     if isinstance(item.get("url"), str) and item["url"].startswith(("https://", "http://")):
         url = item["url"]
         # CloudGPT's key goes to MapleAI only, never to the host a link points at.
-        own = urlsplit(url).netloc == urlsplit(base).netloc
+        own = urlsplit(url)[:2] == urlsplit(base)[:2]  # same scheme and host
         return media.fetch(NAME, url, "image", api_key=key if own else None)
     raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
 
