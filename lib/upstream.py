@@ -105,6 +105,8 @@ def open_response(
         headers["Authorization"] = f"Bearer {api_key}"
     for attempt in range(current.upstream_retries + 1):
         left = deadline.left()
+        if left <= 0:
+            raise UpstreamTimeout(f"{provider} was not tried: the gateway's time limit has passed.")
         timeout = httpx.Timeout(
             connect=min(current.upstream_connect_timeout, left),
             read=min(current.upstream_first_byte_timeout, left),
@@ -185,7 +187,7 @@ def chunks(
     # A read the wait above cannot foresee (a chunk's framing still to come) blocks in
     # httpx; its read timeout, taken when the body is first read, bounds that too.
     timeouts = response.request.extensions.get("timeout")
-    if isinstance(timeouts, dict):
+    if ready is not None and isinstance(timeouts, dict):
         timeouts["read"] = min(current.upstream_read_timeout, deadline.left())
     body = response.iter_bytes()
     first = True
@@ -239,6 +241,8 @@ def _readiness(response: httpx.Response) -> Callable[[float], bool] | None:
     tls_pending = getattr(sock, "pending", None)
     length = response.headers.get("Content-Length", "")
     complete_at = int(length) if length.isdigit() else None
+    poller = select.poll()  # unlike select(), not limited to descriptors below 1024
+    poller.register(sock, select.POLLIN | select.POLLPRI)
 
     def ready(timeout: float) -> bool:
         buffered, closed = parser.trailing_data
@@ -246,8 +250,7 @@ def _readiness(response: httpx.Response) -> Callable[[float], bool] | None:
             return True
         if complete_at is not None and response.num_bytes_downloaded >= complete_at:
             return True  # only the end of the message is left, and it needs no more bytes
-        readable, _, _ = select.select([sock], [], [], max(timeout, 0.0))
-        return bool(readable)
+        return bool(poller.poll(max(timeout, 0.0) * 1000))
 
     return ready
 

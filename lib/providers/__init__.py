@@ -35,8 +35,6 @@ def chat(model: Model, body: ChatRequest) -> Response:
             if error.status not in _FALLS_BACK:
                 raise
             failures.append(error)
-            if deadline.left() <= 0:
-                break
         else:
             response.headers["X-CloudGPT-Provider"] = candidate.provider
             return response
