@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -93,26 +92,6 @@ def run(client: httpx.Client, model: str, content: str, stream: bool) -> tuple[s
     return f"200 stream{ticks}, {end} ({provider})", took
 
 
-def disconnect(gateway: Gateway, faults: FaultyUpstream, name: str) -> float:
-    """Seconds from the caller hanging up mid-stream to the provider's connection closing."""
-    payload = json.dumps(
-        {"model": "mapleai-gpt4o", "messages": [{"role": "user", "content": f"drip:{name}"}], "stream": True}
-    ).encode()
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
-            + payload
-        )
-        received = b""
-        while b"chat.completion.chunk" not in received:
-            received += sock.recv(65536)
-        left = time.monotonic()
-    while name not in faults.disconnected and time.monotonic() < left + 10:
-        time.sleep(0.005)
-    return faults.disconnected[name] - left
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario")
@@ -155,7 +134,7 @@ def main() -> None:
                         f"| {scenario} | {' / '.join(sorted(outcomes))} | "
                         f"{statistics.median(times):.3f} | {max(times):.3f} | {bound} |"
                     )
-            closes = [disconnect(gateway, faults, f"leaver-{n}") for n in range(args.repeat)]
+            closes = [faults.hang_up_mid_stream(gateway.port, f"leaver-{n}") for n in range(args.repeat)]
             print(
                 f"| caller disconnects mid-stream | provider connection closed | "
                 f"{statistics.median(closes):.3f} | {max(closes):.3f} | the next chunk relayed (50 ms apart) |"

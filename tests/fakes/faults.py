@@ -34,10 +34,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.fakes.pollinations import _last_content, _QuietServer
 
 
 @dataclass
@@ -56,7 +58,7 @@ class FaultyUpstream:
         self.disconnected: dict[str, float] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -82,19 +84,31 @@ class FaultyUpstream:
             self.seen[content] += 1
             return self.seen[content]
 
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 64
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # callers hanging up are what this fake is for
-
-
-def _last_content(body: dict[str, Any]) -> str:
-    messages = body.get("messages") or [{}]
-    content = messages[-1].get("content")
-    return content if isinstance(content, str) else ""
+    def hang_up_mid_stream(self, gateway_port: int, name: str) -> float:
+        """Stream "drip:NAME" through a gateway, hang up after the first event, and
+        return the seconds until the gateway closed its request to this fake."""
+        body = {
+            "model": "mapleai-gpt4o",
+            "messages": [{"role": "user", "content": f"drip:{name}"}],
+            "stream": True,
+        }
+        payload = json.dumps(body).encode()
+        with socket.create_connection(("127.0.0.1", gateway_port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            received = b""
+            while b"chat.completion.chunk" not in received:
+                more = sock.recv(65536)
+                if not more:
+                    raise AssertionError("the gateway closed the stream before its first event")
+                received += more
+            left = time.monotonic()
+        while name not in self.disconnected and time.monotonic() < left + 10:
+            time.sleep(0.005)
+        return self.disconnected.get(name, float("inf")) - left
 
 
 def _event(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
