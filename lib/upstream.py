@@ -91,19 +91,22 @@ def open_response(
     api_key: str | None,
     json_body: Any = None,
     deadline: Deadline | None = None,
+    retries: int | None = None,
 ) -> httpx.Response:
     """Send a request, retrying transient failures, and return the open response once it is a success.
 
     The caller reads the body (`chunks()` bounds each read in time) and must close
     the response. Every failure is a GatewayError; a failure that survived its
-    retries carries the last attempt's mapping.
+    retries carries the last attempt's mapping. `retries` (default
+    `UPSTREAM_RETRIES`) is 0 for a request that must not be sent twice.
     """
     current = settings()
     deadline = deadline or Deadline.start()
+    retries = current.upstream_retries if retries is None else min(retries, current.upstream_retries)
     headers = {"Accept": "application/json, text/event-stream, */*"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    for attempt in range(current.upstream_retries + 1):
+    for attempt in range(retries + 1):
         left = deadline.left()
         if left <= 0:
             raise UpstreamTimeout(f"{provider} was not tried: the gateway's time limit has passed.")
@@ -118,7 +121,7 @@ def open_response(
             return _send(provider, request, api_key)
         except _Retryable as failure:
             pause = failure.pause if failure.pause is not None else _backoff(attempt)
-            if attempt == current.upstream_retries or pause >= deadline.left():
+            if attempt == retries or pause >= deadline.left():
                 raise failure.error from None
             time.sleep(pause)
     raise AssertionError("unreachable: the last attempt returns or raises")

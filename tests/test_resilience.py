@@ -16,7 +16,9 @@ from itertools import pairwise
 import httpx
 import pytest
 
+from lib.errors import UpstreamError, UpstreamTimeout
 from lib.settings import SettingsError, load
+from lib.upstream import Deadline, open_response
 from tests.conftest import Gateway
 from tests.fakes.faults import FAST_TIMEOUTS, MAPLEAI_KEY, FaultyUpstream
 from tests.test_chat import sse_events
@@ -269,6 +271,22 @@ def test_stream_is_cut_at_the_whole_call_deadline(
     error = json.loads(sse_events(response.text)[-1])["error"]
     assert error["code"] == "upstream_timeout" and "time limit" in error["message"]
     assert 0.9 < took < 2.5
+
+
+def test_a_request_that_must_not_be_sent_twice_is_not_retried(faults: FaultyUpstream) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "status:503 single"}]}
+    url = f"{faults.url}/v1/chat/completions"
+    with pytest.raises(UpstreamError):
+        open_response("mapleai", "POST", url, api_key=MAPLEAI_KEY, json_body=body, retries=0)
+    assert len(faults.received("status:503 single")) == 1
+
+
+def test_no_attempt_starts_once_the_deadline_has_passed(faults: FaultyUpstream) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "too late"}]}
+    url = f"{faults.url}/v1/chat/completions"
+    with pytest.raises(UpstreamTimeout):
+        open_response("mapleai", "POST", url, api_key=MAPLEAI_KEY, json_body=body, deadline=Deadline.start(0))
+    assert faults.received("too late") == []
 
 
 def test_retry_settings_are_bounded() -> None:
