@@ -1,7 +1,7 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
 # make test  run the whole test suite
 # make bench measure the latency the gateway adds, time to first byte, cold import,
-#            memory passing a large video through
+#            memory passing a large video through, each provider failure's outcome and time
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -19,6 +19,7 @@ bench:
 	@command -v wrk >/dev/null || scripts/apt-install wrk
 	.venv/bin/python bench/gateway.py
 	.venv/bin/python bench/media.py
+	.venv/bin/python bench/faults.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt

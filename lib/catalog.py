@@ -1,7 +1,9 @@
 """The model catalog: which models exist, for which modality, behind which provider.
 
 The catalog is data (`catalog.json` beside this file); adding a model is adding an
-entry there. `upstream` is the name the provider knows the model by.
+entry there. `upstream` is the name the provider knows the model by; `fallback`
+names another model of the same modality to try when this one's provider fails
+before answering.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Model:
     description: str
     context_window: int | None = None
     max_duration: int | None = None
+    fallback: str | None = None
 
     def public(self) -> dict[str, object]:
         """The model as `GET /api/models/<modality>` lists it."""
@@ -56,10 +59,14 @@ def _load(path: Path) -> dict[str, dict[str, Model]]:
                 description=entry["description"],
                 context_window=entry.get("contextWindow"),
                 max_duration=entry.get("maxDuration"),
+                fallback=entry.get("fallback"),
             )
             if model.provider not in PROVIDERS or model.id in models:
                 raise ValueError(f"catalog entry {modality}/{model.id} is invalid or repeated")
             models[model.id] = model
+        for model in models.values():
+            if model.fallback is not None and model.fallback not in models:
+                raise ValueError(f"catalog entry {modality}/{model.id} falls back to an unknown model")
         catalog[modality] = models
     return catalog
 
@@ -84,3 +91,14 @@ def resolve(modality: str, model_id: str) -> Model:
             param="model",
         )
     return model
+
+
+def with_fallbacks(model: Model) -> list[Model]:
+    """`model`, then the models its fallbacks name in turn, each once."""
+    chain = [model]
+    while chain[-1].fallback is not None:
+        fallback = _CATALOG[model.modality][chain[-1].fallback]
+        if fallback in chain:
+            break
+        chain.append(fallback)
+    return chain

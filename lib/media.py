@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 
 from lib.errors import UpstreamError
-from lib.upstream import open_response, transport_errors
+from lib.upstream import Deadline, chunks, open_response
 from lib.web import Response, media_stream
 
 # What a file's first bytes say it is, for providers that send an image inline.
@@ -24,13 +24,9 @@ _SIGNATURES = (
 )
 
 
-def fetch(provider: str, url: str, kind: str, *, api_key: str | None) -> Response:
+def fetch(provider: str, url: str, kind: str, *, api_key: str | None, deadline: Deadline) -> Response:
     """GET `url` and stream it on, once it is checked to be of `kind` ("image" or "video")."""
-    return relay(provider, open_response(provider, "GET", url, api_key=api_key), kind)
-
-
-def relay(provider: str, response: httpx.Response, kind: str) -> Response:
-    """The provider's open response as the caller's answer; the response is closed when done."""
+    response = open_response(provider, "GET", url, api_key=api_key, deadline=deadline)
     content_type = response.headers.get("Content-Type", "")
     if not content_type.lower().startswith(f"{kind}/"):
         response.close()
@@ -41,15 +37,12 @@ def relay(provider: str, response: httpx.Response, kind: str) -> Response:
     # A compressed body's length is not the length of the bytes the caller gets.
     length = response.headers.get("Content-Length")
     sized = length is not None and length.isdigit() and "Content-Encoding" not in response.headers
-    return media_stream(_chunks(provider, response), content_type, int(length) if sized else None)
+    return media_stream(_chunks(provider, response, deadline), content_type, int(length) if sized else None)
 
 
-def _chunks(provider: str, response: httpx.Response) -> Iterator[bytes]:
+def _chunks(provider: str, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
     try:
-        with transport_errors(
-            f"{provider} stopped sending the file.", f"{provider} cut the file off.", "upstream_stream_cut"
-        ):
-            yield from response.iter_bytes()
+        yield from (chunk for chunk in chunks(provider, response, deadline) if chunk)
     finally:
         response.close()
 

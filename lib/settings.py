@@ -48,6 +48,12 @@ class Settings:
     max_body_bytes: int
     upstream_connect_timeout: float
     upstream_read_timeout: float
+    upstream_first_byte_timeout: float
+    upstream_deadline: float
+    upstream_retries: int
+    upstream_backoff: float
+    upstream_retry_after_cap: float
+    stream_keepalive_interval: float
     on_vercel: bool
     host: str
     port: int
@@ -59,16 +65,23 @@ def _text(env: dict[str, str], name: str) -> str | None:
     return value or None
 
 
-def _number(env: dict[str, str], name: str, default: float, kind: type = int) -> float:
+def _number(
+    env: dict[str, str], name: str, default: float, kind: type = int, *, maximum: float | None = None
+) -> float:
     raw = _text(env, name)
     if raw is None:
         return default
     try:
         value = kind(raw)
     except ValueError:
-        value = 0
-    if value <= 0:  # the value itself is not repeated: it may be a misplaced secret
+        value = -1
+    # A count with a maximum may be zero; the value itself is never repeated (it may be a misplaced secret).
+    if maximum is None and value <= 0:
         raise SettingsError(f"CloudGPT is misconfigured: {name} must be a positive {kind.__name__}.")
+    if maximum is not None and not 0 <= value <= maximum:
+        raise SettingsError(
+            f"CloudGPT is misconfigured: {name} must be an {kind.__name__} from 0 to {maximum}."
+        )
     return value
 
 
@@ -103,7 +116,13 @@ def load(env: dict[str, str] | None = None) -> Settings:
         limits=limits,
         max_body_bytes=_number(env, "CLOUDGPT_MAX_BODY_BYTES", 1024 * 1024),
         upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0, float),
-        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 120.0, float),
+        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 25.0, float),
+        upstream_first_byte_timeout=_number(env, "UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0, float),
+        upstream_deadline=_number(env, "UPSTREAM_DEADLINE", 270.0, float),
+        upstream_retries=_number(env, "UPSTREAM_RETRIES", 2, maximum=2),
+        upstream_backoff=_number(env, "UPSTREAM_BACKOFF", 0.5, float),
+        upstream_retry_after_cap=_number(env, "UPSTREAM_RETRY_AFTER_CAP", 10.0, float),
+        stream_keepalive_interval=_number(env, "STREAM_KEEPALIVE_INTERVAL", 15.0, float),
         on_vercel=bool(_text(env, "VERCEL")),
         host=_text(env, "HOST") or "127.0.0.1",
         port=_number(env, "PORT", 3000),

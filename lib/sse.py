@@ -1,8 +1,10 @@
 """Server-sent events relayed from a provider, one event at a time.
 
 Each upstream `data:` event is checked to be JSON and forwarded the moment it
-arrives. A stream that breaks, or ends without `data: [DONE]`, ends in an error
-(sent by the web layer as a final error event), never in a made-up success.
+arrives. A stream that breaks, stalls, or ends without `data: [DONE]` ends in an
+error (sent by the web layer as a final error event), never in a made-up success.
+Until the provider's first byte, a `: keep-alive` comment every few seconds keeps
+proxies from cutting a caller who is only waiting.
 """
 
 from __future__ import annotations
@@ -13,30 +15,45 @@ from collections.abc import Iterator
 import httpx
 
 from lib.errors import UpstreamError
-from lib.upstream import transport_errors
+from lib.settings import settings
+from lib.upstream import Deadline, chunks
 
 DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
 
 
-def relay(provider: str, response: httpx.Response) -> Iterator[bytes]:
-    """Our SSE events for the provider's open streaming response; closes it."""
+def relay(provider: str, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
+    """Our SSE events for the provider's open streaming response; closes it, also when the caller leaves."""
     try:
-        with transport_errors(
-            f"{provider} stopped sending mid-stream.",
-            f"{provider} cut the stream off.",
-            "upstream_stream_cut",
-        ):
-            yield from _events(provider, response)
+        body = chunks(provider, response, deadline, keepalive=settings().stream_keepalive_interval)
+        yield from _events(provider, _lines(body))
     finally:
         response.close()
 
 
-def _events(provider: str, response: httpx.Response) -> Iterator[bytes]:
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
+def _lines(body: Iterator[bytes | None]) -> Iterator[bytes | None]:
+    """Complete lines (without their end) as they arrive; keep-alive ticks pass through."""
+    pending = b""
+    for chunk in body:
+        if chunk is None:
+            yield None
+            continue
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending
+
+
+def _events(provider: str, lines: Iterator[bytes | None]) -> Iterator[bytes]:
+    for line in lines:
+        if line is None:
+            yield KEEPALIVE
+            continue
+        if not line.startswith(b"data:"):
             continue  # blank separators, comments, `event:` and `id:` fields
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             yield DONE
             return
         try:
@@ -47,5 +64,5 @@ def _events(provider: str, response: httpx.Response) -> Iterator[bytes]:
             ) from None
         if isinstance(chunk, dict) and "error" in chunk:
             raise UpstreamError(f"{provider} failed mid-stream.", code="upstream_stream_error")
-        yield b"data: " + data.encode() + b"\n\n"
+        yield b"data: " + data + b"\n\n"
     raise UpstreamError(f"{provider} ended the stream without [DONE].", code="upstream_stream_incomplete")

@@ -1,15 +1,24 @@
-"""Calls to providers: one pooled HTTP client, bounded by timeouts, failures mapped.
+"""Calls to providers: one pooled HTTP client, bounded in time, retried, failures mapped.
 
 A provider's failure is never passed through raw. Its 400 is the caller's problem
 and keeps the provider's message; its 401/403 and 402 concern CloudGPT's own
 credential and credit, so the caller gets a 502/503 that says so, never a 401.
+
+Time is bounded at every step: connecting, the first byte, every silence after
+it, and the whole call (a `Deadline` that fits the function's `maxDuration`).
+Transient failures (connection errors, 429, 500, 502, 503, 504) are retried with
+jittered exponential backoff, but only here, before any byte reached the caller.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
+import select
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -27,7 +36,23 @@ from lib.settings import settings
 
 _MESSAGE_LIMIT = 500
 _ERROR_BODY_LIMIT = 64 * 1024
-_RETRY_AFTER_CAP = 60
+_RETRY_AFTER_LIMIT = 60  # the longest Retry-After passed on to a caller
+_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The moment (on the monotonic clock) by which a whole upstream call must be over."""
+
+    at: float
+
+    @classmethod
+    def start(cls, seconds: float | None = None) -> Deadline:
+        """A deadline `seconds` from now; by default the `UPSTREAM_DEADLINE` setting."""
+        return cls(time.monotonic() + (settings().upstream_deadline if seconds is None else seconds))
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
 
 
 @contextmanager
@@ -48,7 +73,7 @@ def client() -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(
             connect=current.upstream_connect_timeout,
-            read=current.upstream_read_timeout,
+            read=current.upstream_first_byte_timeout,
             write=30.0,
             pool=10.0,
         ),
@@ -59,26 +84,198 @@ def client() -> httpx.Client:
 
 
 def open_response(
-    provider: str, method: str, url: str, *, api_key: str | None, json_body: Any = None
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    api_key: str | None,
+    json_body: Any = None,
+    deadline: Deadline | None = None,
+    retries: int | None = None,
 ) -> httpx.Response:
-    """Send a request and return the open response once its status is a success.
+    """Send a request, retrying transient failures, and return the open response once it is a success.
 
-    The caller reads (or streams) the body and must close the response.
+    The caller reads the body (`chunks()` bounds each read in time) and must close
+    the response. Every failure is a GatewayError; a failure that survived its
+    retries carries the last attempt's mapping. `retries` (default
+    `UPSTREAM_RETRIES`) is 0 for a request that must not be sent twice.
     """
+    current = settings()
+    deadline = deadline or Deadline.start()
+    retries = current.upstream_retries if retries is None else min(retries, current.upstream_retries)
     headers = {"Accept": "application/json, text/event-stream, */*"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    request = client().build_request(method, url, json=json_body, headers=headers)
-    with transport_errors(
-        f"{provider} did not answer in time.", f"{provider} could not be reached.", "upstream_unreachable"
-    ):
-        response = client().send(request, stream=True)
-    if response.status_code >= 400:
+    for attempt in range(retries + 1):
+        left = deadline.left()
+        if left <= 0:
+            raise UpstreamTimeout(f"{provider} was not tried: the gateway's time limit has passed.")
+        timeout = httpx.Timeout(
+            connect=min(current.upstream_connect_timeout, left),
+            read=min(current.upstream_first_byte_timeout, left),
+            write=min(30.0, left),
+            pool=min(10.0, left),
+        )
+        request = client().build_request(method, url, json=json_body, headers=headers, timeout=timeout)
         try:
-            raise _failure(provider, response, _read_error_body(response), api_key)
-        finally:
-            response.close()
-    return response
+            return _send(provider, request, api_key)
+        except _Retryable as failure:
+            pause = failure.pause if failure.pause is not None else _backoff(attempt)
+            if attempt == retries or pause >= deadline.left():
+                raise failure.error from None
+            time.sleep(pause)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class _Retryable(Exception):
+    """An attempt that failed in a way the next attempt may not; `pause` is the provider's wish."""
+
+    def __init__(self, error: GatewayError, pause: float | None = None) -> None:
+        self.error = error
+        self.pause = pause
+
+
+def _send(provider: str, request: httpx.Request, api_key: str | None) -> httpx.Response:
+    try:
+        response = client().send(request, stream=True)
+    except httpx.TimeoutException as error:
+        if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
+            raise _Retryable(UpstreamTimeout(f"{provider} could not be reached in time.")) from None
+        # A provider that accepted the request but stays silent is slow, not gone: no retry.
+        raise UpstreamTimeout(f"{provider} did not answer in time.") from None
+    except httpx.TransportError:
+        raise _Retryable(
+            UpstreamError(f"{provider} could not be reached.", code="upstream_unreachable")
+        ) from None
+    if response.status_code < 400:
+        return response
+    try:
+        failure = _failure(provider, response, _read_error_body(response), api_key)
+    finally:
+        response.close()
+    if response.status_code not in _RETRIED_STATUSES:
+        raise failure
+    if response.status_code == 429 and "Retry-After" in response.headers:
+        wanted = _retry_after(response)
+        # Coming back before the provider's Retry-After only earns another 429.
+        raise _Retryable(
+            failure, pause=wanted if wanted <= settings().upstream_retry_after_cap else float("inf")
+        )
+    raise _Retryable(failure)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter, so retries from many callers do not arrive together."""
+    base = settings().upstream_backoff * 2**attempt
+    return base / 2 + random.uniform(0, base / 2)
+
+
+def chunks(
+    provider: str,
+    response: httpx.Response,
+    deadline: Deadline,
+    *,
+    keepalive: float | None = None,
+) -> Iterator[bytes | None]:
+    """The open response's body as it arrives, each wait bounded; `None` marks a keep-alive tick.
+
+    Before the first byte the wait is bounded by `UPSTREAM_FIRST_BYTE_TIMEOUT`, after
+    it every silence by `UPSTREAM_READ_TIMEOUT`, and everything by `deadline`. With
+    `keepalive`, `None` is yielded each time that many seconds pass before the first
+    byte, so a stream can tell the caller it is still waiting, without a thread.
+    The response is not closed here.
+    """
+    current = settings()
+    ready = _readiness(response)
+    # A read the wait above cannot foresee (a chunk's framing still to come) blocks in
+    # httpx; its read timeout, taken when the body is first read, bounds that too.
+    timeouts = response.request.extensions.get("timeout")
+    if ready is not None and isinstance(timeouts, dict):
+        timeouts["read"] = min(current.upstream_read_timeout, deadline.left())
+    body = response.iter_bytes()
+    first = True
+    last = time.monotonic()
+    with transport_errors(
+        f"{provider} went silent mid-answer.", f"{provider} cut its answer off.", "upstream_stream_cut"
+    ):
+        while True:
+            limit = current.upstream_first_byte_timeout if first else current.upstream_read_timeout
+            silent_until = last + limit
+            until = min(silent_until, deadline.at)
+            while ready is not None:
+                now = time.monotonic()
+                if now >= until:
+                    raise _timeout(provider, first, past_deadline=until < silent_until)
+                tick = keepalive if first and keepalive else float("inf")
+                if ready(min(until - now, tick)):
+                    break
+                if first and keepalive and time.monotonic() < until:
+                    yield None
+            chunk = next(body, None)
+            if chunk is None:
+                return
+            first = False
+            last = time.monotonic()
+            yield chunk
+
+
+def _timeout(provider: str, first: bool, *, past_deadline: bool) -> UpstreamTimeout:
+    if past_deadline:
+        return UpstreamTimeout(f"{provider} did not finish within the gateway's time limit.")
+    if first:
+        return UpstreamTimeout(f"{provider} did not start answering in time.")
+    return UpstreamTimeout(f"{provider} went silent mid-answer.")
+
+
+def _readiness(response: httpx.Response) -> Callable[[float], bool] | None:
+    """A wait for the response's next bytes that can give up and be resumed, or None.
+
+    httpx's own read timeout ends the response, so a resumable wait selects on the
+    socket, after checking the bytes the HTTP/1.1 parser (h11) and TLS already hold
+    and whether a body of known length is already complete.
+    Where that state cannot be seen (another transport), reads simply block, still
+    bounded by the client's read timeout.
+    """
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    parser = _h11_state(response)
+    if sock is None or parser is None:
+        return None
+    tls_pending = getattr(sock, "pending", None)
+    length = response.headers.get("Content-Length", "")
+    complete_at = int(length) if length.isdigit() else None
+    poller = select.poll()  # unlike select(), not limited to descriptors below 1024
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+
+    def ready(timeout: float) -> bool:
+        buffered, closed = parser.trailing_data
+        if buffered or closed or (tls_pending is not None and tls_pending()):
+            return True
+        if complete_at is not None and response.num_bytes_downloaded >= complete_at:
+            return True  # only the end of the message is left, and it needs no more bytes
+        return bool(poller.poll(max(timeout, 0.0) * 1000))
+
+    return ready
+
+
+def _h11_state(response: httpx.Response) -> Any:
+    """The h11 connection under httpx's stream wrappers (httpx 0.28, httpcore 1.x), or None."""
+    node: Any = response.stream
+    for _ in range(8):
+        state = getattr(node, "_h11_state", None)
+        if state is not None:
+            return state if hasattr(state, "trailing_data") else None
+        inner = ("_stream", "_httpcore_stream", "_connection")
+        node = next((getattr(node, name) for name in inner if hasattr(node, name)), None)
+    return None
+
+
+def read_body(provider: str, response: httpx.Response, deadline: Deadline) -> bytes:
+    """The whole body of a small answer (a JSON completion), bounded in time; closes the response."""
+    try:
+        return b"".join(chunk for chunk in chunks(provider, response, deadline) if chunk)
+    finally:
+        response.close()
 
 
 def _read_error_body(response: httpx.Response) -> bytes:
@@ -131,14 +328,15 @@ def _failure(provider: str, response: httpx.Response, body: bytes, api_key: str 
         return RateLimited(
             f"{provider} is rate limiting CloudGPT; retry shortly.",
             code="upstream_rate_limited",
-            headers={"Retry-After": str(_retry_after(response))},
+            headers={"Retry-After": str(min(_retry_after(response), _RETRY_AFTER_LIMIT))},
         )
     return UpstreamError(f"{provider} failed with HTTP {status}.", code="upstream_error")
 
 
 def _retry_after(response: httpx.Response) -> int:
+    """The provider's Retry-After in whole seconds (at least 1; 1 when missing or a date)."""
     try:
         seconds = int(float(response.headers.get("Retry-After", "1")))
     except ValueError:
         seconds = 1
-    return min(max(seconds, 1), _RETRY_AFTER_CAP)
+    return max(seconds, 1)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakes.pollinations import FakePollinations
 
-pytest_plugins = ["tests.media_fixtures"]
+pytest_plugins = ["tests.media_fixtures", "tests.fakes.faults"]
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "test-pollinations-key"
@@ -107,4 +107,6 @@ def start_gateway(
 @pytest.fixture(scope="session")
 def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway whose chat limit is out of the way of functional tests."""
-    return start_gateway(RATE_LIMIT_CHAT_ANONYMOUS="100000")
+    return start_gateway(
+        RATE_LIMIT_CHAT_ANONYMOUS="100000", UPSTREAM_BACKOFF="0.01", UPSTREAM_RETRY_AFTER_CAP="1"
+    )

@@ -30,4 +30,5 @@ def media_gateway(start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -
         RATE_LIMIT_IMAGE_ANONYMOUS="100000",
         RATE_LIMIT_VIDEO_ANONYMOUS="100000",
         VIDEO_JOB_TIMEOUT=str(JOB_BUDGET),
+        UPSTREAM_BACKOFF="0.01",
     )

@@ -119,6 +119,20 @@ def test_mapleai_job_that_never_finishes_is_cancelled_and_a_504(
     assert mapleai.received(f"/v1/video/generations/{job.id}/cancel")[0].method == "POST"
 
 
+def test_mapleai_video_job_is_never_created_twice_while_an_image_is_retried(
+    media_gateway: Gateway, mapleai: FakeMapleAI
+) -> None:
+    def attempts(path: str) -> int:
+        return sum(1 for request in mapleai.received(path) if request.body["prompt"] == "status:503")
+
+    jobs, images = attempts("/v1/video/generations"), attempts("/v1/images/generations")
+    assert_envelope(video(media_gateway, "status:503", model="mapleai-veo"), 502, "upstream_error")
+    failed = media_gateway.client.post("/api/image", json={"prompt": "status:503", "model": "mapleai-flux"})
+    assert_envelope(failed, 502, "upstream_error")
+    assert attempts("/v1/video/generations") - jobs == 1
+    assert attempts("/v1/images/generations") - images == 3  # the first try and two retries
+
+
 @pytest.mark.parametrize(
     ("prompt", "status", "code"),
     [

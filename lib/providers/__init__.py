@@ -1,24 +1,34 @@
 """Provider adapters: each maps CloudGPT's requests to one provider's API and back.
 
 Adding a provider is one module here plus its models in the catalog. An adapter
-offers `chat`, `image` and `video` for the modalities it serves.
+offers `chat`, `image` and `video` for the modalities it serves, each taking the
+model, the validated request and the call's `Deadline`. A model's catalog
+fallbacks are tried in turn when its provider fails before answering;
+`X-CloudGPT-Provider` says which provider answered, or which one failed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-from lib.catalog import Model
-from lib.errors import ServiceUnavailable
+from lib.catalog import Model, with_fallbacks
+from lib.errors import GatewayError, ServiceUnavailable
 from lib.providers import mapleai, pollinations
 from lib.schemas import ChatRequest, ImageRequest, VideoRequest
+from lib.upstream import Deadline
 from lib.web import Response
 
 ADAPTERS: dict[str, ModuleType] = {"pollinations": pollinations, "mapleai": mapleai}
 
+# Failures another provider may not share: rate limits, outages, timeouts, our account
+# there. A 400 is the request's own fault and would fail anywhere.
+_FALLS_BACK = frozenset({429, 502, 503, 504})
+
 
 def chat(model: Model, body: ChatRequest) -> Response:
-    """Answer a chat request with the provider behind `model`."""
+    """Answer a chat request with the provider behind `model`, or its fallbacks'."""
     return _answer("chat", model, body)
 
 
@@ -33,12 +43,27 @@ def video(model: Model, body: VideoRequest) -> Response:
 
 
 def _answer(modality: str, model: Model, body: object) -> Response:
+    deadline = Deadline.start()  # one time budget for every provider tried
+    failures: list[GatewayError] = []
+    for candidate in with_fallbacks(model):
+        try:
+            response = _handler(modality, candidate)(candidate, body, deadline)
+        except GatewayError as error:
+            error.headers.setdefault("X-CloudGPT-Provider", candidate.provider)
+            if error.status not in _FALLS_BACK:
+                raise
+            failures.append(error)
+        else:
+            response.headers["X-CloudGPT-Provider"] = candidate.provider
+            return response
+    raise failures[0]  # the model asked for is the one whose failure the caller hears of
+
+
+def _handler(modality: str, model: Model) -> Callable[[Model, Any, Deadline], Response]:
     handler = getattr(ADAPTERS.get(model.provider), modality, None)
     if handler is None:
         raise ServiceUnavailable(
             f"Provider {model.provider} is not available on this gateway.",
             code="provider_unavailable",
         )
-    response = handler(model, body)
-    response.headers["X-CloudGPT-Provider"] = model.provider
-    return response
+    return handler

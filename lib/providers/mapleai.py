@@ -1,5 +1,11 @@
-"""MapleAI (api.mapleai.de): OpenAI-style image generations, and videos as asynchronous
-jobs that are created, polled until they finish, then downloaded."""
+"""MapleAI (api.mapleai.de): an OpenAI-style API behind CloudGPT's own Bearer key.
+
+Chat goes through `POST /v1/chat/completions`, answered exactly as every other
+chat provider's; images through OpenAI-style image generations; videos are
+asynchronous jobs that are created, polled until they finish, then downloaded.
+Unlike Pollinations, MapleAI has no anonymous tier, so without `MAPLEAI_API_KEY`
+its models are unavailable (a 503 that a fallback may answer).
+"""
 
 from __future__ import annotations
 
@@ -13,16 +19,15 @@ from urllib.parse import quote, urlsplit
 
 from lib import media
 from lib.catalog import Model
-from lib.errors import GatewayError, UpstreamError, UpstreamTimeout
-from lib.schemas import ImageRequest, VideoRequest
+from lib.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from lib.providers.openai_compatible import chat_completion
+from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.settings import settings
-from lib.upstream import open_response, transport_errors
+from lib.upstream import Deadline, chunks, open_response
 from lib.web import Response
 
 NAME = "mapleai"
 log = logging.getLogger("cloudgpt")
-
-# ---- images and video ------------------------------------------------------------
 
 # An answer carrying an image as base64 is read whole; past this it is not an image answer.
 _JSON_ANSWER_LIMIT = 64 * 1024 * 1024
@@ -32,10 +37,26 @@ _JOB_RUNNING = ("queued", "processing")
 _POLL_FIRST, _POLL_FACTOR, _POLL_MAX = 0.5, 1.5, 10.0
 
 
-def image(model: Model, body: ImageRequest) -> Response:
+def _account() -> tuple[str, str]:
+    """MapleAI's base URL and CloudGPT's key for it, or a 503 when no key is configured."""
+    current = settings()
+    if not current.mapleai_api_key:
+        raise ServiceUnavailable(
+            "MapleAI models are not available on this gateway (MAPLEAI_API_KEY is not set).",
+            code="provider_not_configured",
+        )
+    return current.mapleai_base_url, current.mapleai_api_key
+
+
+def chat(model: Model, body: ChatRequest, deadline: Deadline) -> Response:
+    base_url, api_key = _account()
+    return chat_completion(NAME, base_url, api_key, model, body, deadline)
+
+
+def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
     """One image: MapleAI answers it inline (`b64_json`) or as a link (`url`) to fetch."""
     base, key = _account()
-    answer = _call("POST", "/v1/images/generations", {
+    answer = _call("POST", "/v1/images/generations", deadline, {
         "model": model.upstream, "prompt": body.prompt, "n": 1, "size": body.size,
     })  # fmt: skip
     data = answer.get("data")
@@ -51,63 +72,66 @@ def image(model: Model, body: ImageRequest) -> Response:
         url = item["url"]
         # CloudGPT's key goes to MapleAI only, never to the host a link points at.
         own = urlsplit(url)[:2] == urlsplit(base)[:2]  # same scheme and host
-        return media.fetch(NAME, url, "image", api_key=key if own else None)
+        return media.fetch(NAME, url, "image", api_key=key if own else None, deadline=deadline)
     raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
 
 
-def video(model: Model, body: VideoRequest) -> Response:
+def video(model: Model, body: VideoRequest, deadline: Deadline) -> Response:
     """Create the job, poll it with backoff within the time budget, then stream the file.
 
     A job that fails or is cancelled is a 502 carrying MapleAI's reason; one still
-    running when the budget is spent is cancelled (so it costs nothing more) and is a 504.
+    running when `VIDEO_JOB_TIMEOUT` (or the call's deadline) has passed is cancelled,
+    so it costs nothing more, and is a 504.
     """
     base, key = _account()
-    job = _call("POST", "/v1/video/generations", {
+    # Creating a job twice would pay for two clips: never retried.
+    job = _call("POST", "/v1/video/generations", deadline, {
         "model": model.upstream, "prompt": body.prompt, "seconds": str(body.duration), "size": body.size,
-    })  # fmt: skip
+    }, retries=0)  # fmt: skip
     job_id = job.get("id")
     if not isinstance(job_id, str) or not job_id:
         raise UpstreamError(f"{NAME} answered without a video job id.", code="upstream_malformed")
     path = f"/v1/video/generations/{quote(job_id, safe='')}"
-    deadline = time.monotonic() + settings().video_job_timeout
+    budget = min(settings().video_job_timeout, deadline.left())
+    polls = Deadline.start(budget)
     delay = _POLL_FIRST
     while (status := _job_status(job)) in _JOB_RUNNING:
-        left = deadline - time.monotonic()
+        left = polls.left()
         if left <= 0:
             _cancel(path)
             raise UpstreamTimeout(
-                f"{NAME}'s video job {job_id} did not finish in {settings().video_job_timeout:g} seconds; "
-                "it was cancelled.",
+                f"{NAME}'s video job {job_id} did not finish in {budget:g} seconds; it was cancelled.",
                 code="upstream_job_timeout",
             )
         time.sleep(min(delay, left))
         delay = min(delay * _POLL_FACTOR, _POLL_MAX)
-        job = _call("GET", path)
+        job = _call("GET", path, deadline)
     if status != "completed":
         raise UpstreamError(
             f"{NAME}'s video job {job_id} {status}: {_reason(job)}", code="upstream_job_failed"
         )
-    return media.fetch(NAME, f"{base}{path}/download", "video", api_key=key)
+    return media.fetch(NAME, f"{base}{path}/download", "video", api_key=key, deadline=deadline)
 
 
-def _account() -> tuple[str, str | None]:
-    current = settings()
-    return current.mapleai_base_url, current.mapleai_api_key
-
-
-def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _call(
+    method: str,
+    path: str,
+    deadline: Deadline,
+    body: dict[str, Any] | None = None,
+    *,
+    retries: int | None = None,
+) -> dict[str, Any]:
     """One JSON call to MapleAI's API, its answer read whole (it is small) and parsed."""
     base, key = _account()
-    response = open_response(NAME, method, f"{base}{path}", api_key=key, json_body=body)
+    response = open_response(
+        NAME, method, f"{base}{path}", api_key=key, json_body=body, deadline=deadline, retries=retries
+    )
+    raw = bytearray()
     try:
-        with transport_errors(
-            f"{NAME} stopped sending its answer.", f"{NAME} cut its answer off.", "upstream_unreachable"
-        ):
-            raw = bytearray()
-            for chunk in response.iter_bytes():
-                raw += chunk
-                if len(raw) > _JSON_ANSWER_LIMIT:
-                    raise UpstreamError(f"{NAME}'s answer is too large.", code="upstream_malformed")
+        for chunk in chunks(NAME, response, deadline):
+            raw += chunk or b""
+            if len(raw) > _JSON_ANSWER_LIMIT:
+                raise UpstreamError(f"{NAME}'s answer is too large.", code="upstream_malformed")
     finally:
         response.close()
     try:
@@ -138,8 +162,8 @@ def _reason(job: dict[str, Any]) -> str:
 
 
 def _cancel(path: str) -> None:
-    """Best effort: the caller's 504 does not wait on, or depend on, the cancellation."""
+    """Best effort, within a few seconds: the caller's 504 does not depend on the cancellation."""
     try:
-        _call("POST", f"{path}/cancel")
+        _call("POST", f"{path}/cancel", Deadline.start(5.0), retries=0)
     except GatewayError as error:
         log.warning("cancelling %s %s failed: %s", NAME, path, error.message)

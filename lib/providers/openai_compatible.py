@@ -8,12 +8,12 @@ from lib.catalog import Model
 from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
-from lib.upstream import open_response, transport_errors
+from lib.upstream import Deadline, open_response, read_body
 from lib.web import Response, event_stream, json_response
 
 
 def chat_completion(
-    provider: str, base_url: str, api_key: str | None, model: Model, body: ChatRequest
+    provider: str, base_url: str, api_key: str | None, model: Model, body: ChatRequest, deadline: Deadline
 ) -> Response:
     """The provider's completion as CloudGPT answers it: JSON, or SSE chunks as they come."""
     response = open_response(
@@ -22,18 +22,11 @@ def chat_completion(
         f"{base_url}/v1/chat/completions",
         api_key=api_key,
         json_body=body.upstream_body(model.upstream),
+        deadline=deadline,
     )
     if body.stream:
-        return event_stream(relay(provider, response))
-    try:
-        with transport_errors(
-            f"{provider} stopped sending its answer.",
-            f"{provider} cut its answer off.",
-            "upstream_unreachable",
-        ):
-            raw = response.read()
-    finally:
-        response.close()
+        return event_stream(relay(provider, response, deadline))
+    raw = read_body(provider, response, deadline)
     try:
         completion = json.loads(raw)
     except ValueError:

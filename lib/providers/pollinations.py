@@ -10,31 +10,34 @@ from lib.catalog import Model
 from lib.providers.openai_compatible import chat_completion
 from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.settings import settings
+from lib.upstream import Deadline
 from lib.web import Response
 
 NAME = "pollinations"
 
 
-def chat(model: Model, body: ChatRequest) -> Response:
+def chat(model: Model, body: ChatRequest, deadline: Deadline) -> Response:
     current = settings()
-    return chat_completion(NAME, current.pollinations_base_url, current.pollinations_api_key, model, body)
+    return chat_completion(
+        NAME, current.pollinations_base_url, current.pollinations_api_key, model, body, deadline
+    )
 
 
-def image(model: Model, body: ImageRequest) -> Response:
+def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
     params: dict[str, object] = {"model": model.upstream, "width": body.width, "height": body.height}
     if body.seed is not None:
         params["seed"] = body.seed
-    return _generate(body.prompt, params, "image")
+    return _generate(body.prompt, params, "image", deadline)
 
 
-def video(model: Model, body: VideoRequest) -> Response:
+def video(model: Model, body: VideoRequest, deadline: Deadline) -> Response:
     """A clip from the same endpoint; it takes a length and an aspect ratio, not a size."""
     params = {"model": model.upstream, "duration": body.duration, "aspectRatio": body.aspect_ratio}
-    return _generate(body.prompt, params, "video")
+    return _generate(body.prompt, params, "video", deadline)
 
 
-def _generate(prompt: str, params: dict[str, object], kind: str) -> Response:
+def _generate(prompt: str, params: dict[str, object], kind: str, deadline: Deadline) -> Response:
     current = settings()
     query = urlencode({**params, "nologo": "true"})
     url = f"{current.pollinations_base_url}/image/{quote(prompt, safe='')}?{query}"
-    return media.fetch(NAME, url, kind, api_key=current.pollinations_api_key)
+    return media.fetch(NAME, url, kind, api_key=current.pollinations_api_key, deadline=deadline)
