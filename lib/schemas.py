@@ -131,3 +131,10 @@ class ChatRequest(BaseModel):
         body = self.model_dump(exclude_none=True, by_alias=True)
         body["model"] = upstream_model
         return body
+
+
+class CreateKeyRequest(BaseModel):
+    """POST /api/keys: an optional name, 1 to 100 characters once trimmed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    name: str = Field(None, min_length=1, max_length=100)  # absent: the default name
