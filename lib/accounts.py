@@ -42,19 +42,14 @@ def _signing_key(token: str, algorithm: str) -> object:
     import jwt
 
     current = settings()
-    if algorithm == "HS256":
-        if not current.supabase_jwt_secret:
-            raise ServiceUnavailable(
-                "Access tokens signed with HS256 cannot be verified: SUPABASE_JWT_SECRET is not set.",
-                code="account_tokens_not_configured",
-            )
+    if not (current.supabase_jwt_secret or current.supabase_url):
+        raise ServiceUnavailable(
+            "Access tokens cannot be verified: set SUPABASE_JWT_SECRET or SUPABASE_URL.",
+            code="account_tokens_not_configured",
+        )
+    if algorithm == "HS256" and current.supabase_jwt_secret:
         return current.supabase_jwt_secret
-    if algorithm in ASYMMETRIC:
-        if not current.supabase_url:
-            raise ServiceUnavailable(
-                f"Access tokens signed with {algorithm} cannot be verified: SUPABASE_URL is not set.",
-                code="account_tokens_not_configured",
-            )
+    if algorithm in ASYMMETRIC and current.supabase_url:
         client = _jwks_client(f"{current.supabase_url}/auth/v1/.well-known/jwks.json")
         try:
             return client.get_signing_key_from_jwt(token).key
@@ -64,7 +59,7 @@ def _signing_key(token: str, algorithm: str) -> object:
             ) from None
         except jwt.PyJWKClientError:
             raise _invalid("signed with an unknown key") from None
-    raise _invalid(f"algorithm {algorithm!r} is not accepted")
+    raise _invalid(f"algorithm {algorithm!r} is not accepted here")
 
 
 def verify_token(token: str) -> str:

@@ -52,14 +52,16 @@ class Store:
     issuer: str | None
     new_user: Callable[[], str]
 
-    def token(self, user: str, *, alg: str = "HS256", key: Any = JWT_SECRET, **claims: Any) -> str:
+    def token(
+        self, user: str, *, alg: str = "HS256", key: Any = JWT_SECRET, kid: str | None = None, **claims: Any
+    ) -> str:
         """A Supabase Auth access token for `user`; keyword arguments override its claims."""
         now = int(time.time())
         payload = {"sub": user, "aud": "authenticated", "role": "authenticated", "iat": now, "exp": now + 3600}
         if self.issuer:
             payload["iss"] = self.issuer
         payload |= claims
-        kid = {"RS256": "rsa-1", "ES256": "ec-1"}.get(alg)
+        kid = kid or {"RS256": "rsa-1", "ES256": "ec-1"}.get(alg)
         return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
 
     def auth(self, credential: str) -> dict[str, str]:
@@ -69,7 +71,7 @@ class Store:
 def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
     env = {"SUPABASE_JWT_SECRET": JWT_SECRET, "RATE_LIMIT_CHAT_AUTHENTICATED": "100000"}
     if kind == "supabase":
-        env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.token("service_role")}
+        env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.service_role_key}
     return env
 
 

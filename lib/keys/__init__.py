@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 
 from lib.errors import AuthenticationError
-from lib.settings import settings
 from lib.keys.format import PREFIX, key_hash, new_key, new_key_id, shown, well_formed
 from lib.keys.store import MAX_KEYS_PER_USER, TOUCH_AFTER_SECONDS, NewKey, key_store
+from lib.settings import settings
 
 __all__ = ["PREFIX", "create", "list_keys", "revoke", "verify"]
 

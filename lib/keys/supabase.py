@@ -23,7 +23,7 @@ log = logging.getLogger("cloudgpt")
 class SupabaseKeys:
     def __init__(self, url: str, service_role_key: str) -> None:
         options = ClientOptions(
-            postgrest_client_timeout=httpx.Timeout(TIMEOUT_SECONDS),
+            httpx_client=httpx.Client(timeout=TIMEOUT_SECONDS),  # connect, read, write and pool
             auto_refresh_token=False,
             persist_session=False,
         )

@@ -52,12 +52,14 @@ class FakeSupabase:
         self.database = database
         self.jwt_secret = jwt_secret
         self.jwks = jwks or {"keys": []}
-        self.api_keys = {self.token("anon"), self.token("service_role")}
+        self.anon_key = self.token("anon")
+        self.service_role_key = self.token("service_role")
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.jwks_fetches = 0
+        self._schema_cache: dict[str, list[tuple]] = {}
         self.delay = 0.0  # seconds each rpc call waits first: a slow database
         self._connections: queue.Queue[psycopg.Connection] = queue.Queue()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -90,16 +92,26 @@ class FakeSupabase:
             db.rollback()
             self._connections.put(db)
 
+    def _overloads(self, db: psycopg.Connection, function: str) -> list[tuple]:
+        """The function's overloads: (input names, returns a set, return type kind, input types).
+
+        Read once per function, as PostgREST reads its schema cache once.
+        """
+        if function not in self._schema_cache:
+            self._schema_cache[function] = db.execute(
+                # input arguments only: a `returns table` function lists its columns as arguments too
+                "select array(select a.n from unnest(p.proargnames, coalesce(p.proargmodes::text[], "
+                "array_fill('i'::text, array[cardinality(p.proargnames)]))) a(n, m) where a.m in ('i', 'b', 'v')), "
+                "p.proretset, t.typtype, array(select format_type(unnest(p.proargtypes), null)) "
+                "from pg_proc p join pg_type t on t.oid = p.prorettype "
+                "where p.pronamespace = 'public'::regnamespace and p.proname = %s",
+                (function,),
+            ).fetchall()
+            db.commit()
+        return self._schema_cache[function]
+
     def _call(self, db: psycopg.Connection, function: str, args: dict, role: str, claims: dict) -> tuple[int, Any]:
-        overloads = db.execute(
-            # input arguments only: a `returns table` function lists its columns as arguments too
-            "select array(select a.n from unnest(p.proargnames, coalesce(p.proargmodes::text[], "
-            "array_fill('i'::text, array[cardinality(p.proargnames)]))) a(n, m) where a.m in ('i', 'b', 'v')), "
-            "p.proretset, t.typtype, array(select format_type(unnest(p.proargtypes), null)) "
-            "from pg_proc p join pg_type t on t.oid = p.prorettype "
-            "where p.pronamespace = 'public'::regnamespace and p.proname = %s",
-            (function,),
-        ).fetchall()
+        overloads = self._overloads(db, function)
         match = next(((names, s, t, types) for names, s, t, types in overloads if set(names or []) == set(args)), None)
         if match is None:
             signature = ", ".join(sorted(args))
@@ -122,8 +134,10 @@ class FakeSupabase:
         else:
             query = sql.SQL("select to_json({})").format(call)
         try:
-            db.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
-            db.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+            db.execute(  # as PostgREST does: the role and the claims, for this transaction only
+                "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                (role, json.dumps(claims)),
+            )
             (result,) = db.execute(query, [_arg(args[n]) for n in names]).fetchone()
             db.commit()
         except psycopg.Error as error:
@@ -135,6 +149,11 @@ class FakeSupabase:
         if not returns_set and return_kind == "c":
             result = result[0] if result else None
         return 200, result
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops connections under a burst
+    daemon_threads = True
 
 
 def _arg(value: Any) -> Any:
@@ -158,6 +177,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path == "/auth/v1/.well-known/jwks.json":
+                fake.jwks_fetches += 1
                 self._send(200, fake.jwks)
             else:
                 self._send(404, {"message": "no Route matched with those values"})
@@ -170,7 +190,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             apikey = self.headers.get("apikey")
             if not apikey:
                 return self._send(401, {"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."})
-            if apikey not in fake.api_keys:
+            if apikey not in (fake.anon_key, fake.service_role_key):
                 return self._send(401, {"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."})
             authorization = self.headers.get("Authorization")
             try:  # no Authorization at all: the anonymous role
