@@ -57,7 +57,13 @@ class Store:
     ) -> str:
         """A Supabase Auth access token for `user`; keyword arguments override its claims."""
         now = int(time.time())
-        payload = {"sub": user, "aud": "authenticated", "role": "authenticated", "iat": now, "exp": now + 3600}
+        payload = {
+            "sub": user,
+            "aud": "authenticated",
+            "role": "authenticated",
+            "iat": now,
+            "exp": now + 3600,
+        }
         if self.issuer:
             payload["iss"] = self.issuer
         payload |= claims

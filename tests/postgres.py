@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,9 @@ class Postgres:
         return user
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
+@contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """A new cluster, bootstrapped and migrated, removed on exit."""
     binaries = _server_binaries()
     owner = _server_user()
     run_as = ["runuser", "-u", owner, "--"] if owner else []
@@ -116,7 +118,17 @@ def postgres() -> Iterator[Postgres]:
 
     pg(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c synchronous_commit=off"
-    pg(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-o", options, "-w", "start")
+    pg(
+        str(binaries / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(base / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "start",
+    )
     server = Postgres(port=port, data_dir=data)
     try:
         deadline = time.monotonic() + 20
@@ -139,3 +151,9 @@ def postgres() -> Iterator[Postgres]:
             cwd=base,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as server:
+        yield server

@@ -49,7 +49,12 @@ def test_a_deleted_key_stops_working_on_other_instances_within_the_cache_time(
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "CLOUDGPT_"))}
     return subprocess.run(
-        [sys.executable, "-m", "lib.keys", *args], cwd=ROOT, env=clean | env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "lib.keys", *args],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -72,7 +77,10 @@ def test_the_cli_creates_lists_and_revokes_keys_on_the_configured_store(store: S
 
 def test_the_cli_refuses_a_bad_user_or_name() -> None:
     assert "UUID" in cli({}, "create", "--user", "me").stderr
-    assert "1 to 100" in cli({}, "create", "--user", "6f1c1a55-3c35-4a52-8a47-1f4b1b8b2f10", "--name", " ").stderr
+    assert (
+        "1 to 100"
+        in cli({}, "create", "--user", "6f1c1a55-3c35-4a52-8a47-1f4b1b8b2f10", "--name", " ").stderr
+    )
 
 
 def test_all_of_a_users_keys_share_one_budget(start_gateway: Callable[..., Gateway], tmp_path: Path) -> None:
@@ -86,7 +94,9 @@ def test_all_of_a_users_keys_share_one_budget(start_gateway: Callable[..., Gatew
     assert chat(gateway, other) == 200
 
 
-def test_on_vercel_without_supabase_keys_are_a_503_not_a_local_file(start_gateway: Callable[..., Gateway]) -> None:
+def test_on_vercel_without_supabase_keys_are_a_503_not_a_local_file(
+    start_gateway: Callable[..., Gateway],
+) -> None:
     gateway = start_gateway(VERCEL="1", SUPABASE_JWT_SECRET="x" * 32)
     from lib.keys.format import new_key
 
@@ -102,7 +112,9 @@ def test_a_slow_key_store_is_a_prompt_503(
     supabase: FakeSupabase, start_gateway: Callable[..., Gateway], postgres: Postgres
 ) -> None:
     gateway = start_gateway(**store_env("supabase", supabase))
-    key = json.loads(cli(store_env("supabase", supabase), "create", "--user", postgres.new_user()).stdout)["key"]
+    key = json.loads(cli(store_env("supabase", supabase), "create", "--user", postgres.new_user()).stdout)[
+        "key"
+    ]
     supabase.delay = 1.5
     try:
         started = time.monotonic()
@@ -122,7 +134,9 @@ def files_under(root: Path) -> list[Path]:
 
 def test_the_plaintext_key_is_stored_nowhere(store: Store, request: pytest.FixtureRequest) -> None:
     token = store.token(store.new_user())
-    key = store.gateway.client.post("/api/keys", json={"name": "secret"}, headers=store.auth(token)).json()["key"]
+    key = store.gateway.client.post("/api/keys", json={"name": "secret"}, headers=store.auth(token)).json()[
+        "key"
+    ]
     assert chat(store.gateway, key) == 200
     store.gateway.client.get("/api/keys", headers=store.auth(key))
     needle, hashed = key.encode(), key_hash(key).encode()

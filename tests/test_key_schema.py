@@ -59,21 +59,29 @@ def test_api_roles_cannot_read_or_write_the_table(postgres: Postgres, stored_key
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_row_level_security_hides_every_row_even_when_granted(postgres: Postgres, stored_key, role: str) -> None:
+def test_row_level_security_hides_every_row_even_when_granted(
+    postgres: Postgres, stored_key, role: str
+) -> None:
     """Were the table ever granted (as Supabase's defaults do for new tables), no policy lets a row out."""
     user, _ = stored_key
     with postgres.connect() as db:
         with db.transaction(force_rollback=True):
-            db.execute(psycopg.sql.SQL("grant select on public.api_keys to {}").format(psycopg.sql.Identifier(role)))
+            db.execute(
+                psycopg.sql.SQL("grant select on public.api_keys to {}").format(psycopg.sql.Identifier(role))
+            )
             as_role(db, role, user)
             assert db.execute("select count(*) from public.api_keys").fetchone() == (0,)
-        assert db.execute("select relrowsecurity from pg_class where oid = 'public.api_keys'::regclass").fetchone() == (True,)
+        assert db.execute(
+            "select relrowsecurity from pg_class where oid = 'public.api_keys'::regclass"
+        ).fetchone() == (True,)
         assert db.execute("select count(*) from pg_policies where tablename = 'api_keys'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
 @pytest.mark.parametrize("function", CALLS)
-def test_api_roles_cannot_execute_the_functions(postgres: Postgres, stored_key, role: str, function: str) -> None:
+def test_api_roles_cannot_execute_the_functions(
+    postgres: Postgres, stored_key, role: str, function: str
+) -> None:
     user, key = stored_key
     args = {
         "cloudgpt_create_api_key": (new_key_id(), user, key_hash(new_key())),
@@ -88,9 +96,13 @@ def test_api_roles_cannot_execute_the_functions(postgres: Postgres, stored_key, 
 def test_through_the_rest_api_anon_and_users_are_refused(supabase: FakeSupabase, stored_key) -> None:
     """supabase-py, unchanged, as a browser would hold it: the anon key, then a user's session."""
     user, key = stored_key
-    client = create_client(supabase.url, supabase.anon_key, ClientOptions(httpx_client=httpx.Client(timeout=5)))
+    client = create_client(
+        supabase.url, supabase.anon_key, ClientOptions(httpx_client=httpx.Client(timeout=5))
+    )
     with pytest.raises(APIError) as anon:
-        client.rpc("cloudgpt_verify_api_key", {"p_key_hash": key_hash(key), "p_touch_after_seconds": 60}).execute()
+        client.rpc(
+            "cloudgpt_verify_api_key", {"p_key_hash": key_hash(key), "p_touch_after_seconds": 60}
+        ).execute()
     assert anon.value.code == "42501"
     user_token = supabase.token("authenticated", sub=user, aud="authenticated")
     client.postgrest.auth(user_token)
@@ -109,7 +121,9 @@ def test_verify_touches_last_used_at_most_once_a_minute(postgres: Postgres, stor
             return db.execute("select public.cloudgpt_verify_api_key(%s, 60)", (key_hash,)).fetchone()[0]
 
         def last_used() -> object:
-            return db.execute("select last_used_at from public.api_keys where key_hash = %s", (hashed,)).fetchone()[0]
+            return db.execute(
+                "select last_used_at from public.api_keys where key_hash = %s", (hashed,)
+            ).fetchone()[0]
 
         assert last_used() is None
         assert str(verify()) == user

@@ -44,7 +44,9 @@ def verify(key: str) -> str:
 def create(user: str, name: str | None = None) -> dict[str, object]:
     """A new key for `user`; the only time the key itself is ever returned."""
     key = new_key()
-    record = NewKey(id=new_key_id(), user=user, name=name or DEFAULT_NAME, prefix=shown(key), hash=key_hash(key))
+    record = NewKey(
+        id=new_key_id(), user=user, name=name or DEFAULT_NAME, prefix=shown(key), hash=key_hash(key)
+    )
     created = key_store().create(record, MAX_KEYS_PER_USER)
     return {"id": record.id, "key": key, "name": record.name, "created": created}
 

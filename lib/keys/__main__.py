@@ -1,8 +1,8 @@
 """Manage a user's API keys on the configured store, without a token (for local use).
 
-    python -m lib.keys create --user <uuid> [--name dev]
-    python -m lib.keys list   --user <uuid>
-    python -m lib.keys revoke --user <uuid> <key id>
+python -m lib.keys create --user <uuid> [--name dev]
+python -m lib.keys list   --user <uuid>
+python -m lib.keys revoke --user <uuid> <key id>
 """
 
 from __future__ import annotations

@@ -66,7 +66,9 @@ def key_store() -> KeyStore:
     current = settings()
     url, service_key = current.supabase_url, current.supabase_service_role_key
     if service_key and not url:
-        raise SettingsError("CloudGPT is misconfigured: SUPABASE_SERVICE_ROLE_KEY is set without SUPABASE_URL.")
+        raise SettingsError(
+            "CloudGPT is misconfigured: SUPABASE_SERVICE_ROLE_KEY is set without SUPABASE_URL."
+        )
     if not (url and service_key) and current.on_vercel:
         raise ServiceUnavailable(
             "API keys are not configured: on Vercel they need Supabase "

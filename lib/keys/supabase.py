@@ -56,7 +56,13 @@ class SupabaseKeys:
     def list(self, user: str) -> list[dict[str, object]]:
         rows = self._call("cloudgpt_list_api_keys", p_user_id=user)
         return [
-            {"id": r["id"], "name": r["name"], "prefix": r["prefix"], "created": r["created"], "lastUsed": r["last_used"]}
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "prefix": r["prefix"],
+                "created": r["created"],
+                "lastUsed": r["last_used"],
+            }
             for r in rows
         ]
 
