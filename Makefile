@@ -1,7 +1,8 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
 # make test  run the whole test suite
 # make bench measure the latency the gateway adds, time to first byte, cold import,
-#            memory passing a large video through, each provider failure's outcome and time
+#            memory passing a large video through, each provider failure's outcome and time,
+#            what key verification adds
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -20,6 +21,7 @@ bench:
 	.venv/bin/python bench/gateway.py
 	.venv/bin/python bench/media.py
 	.venv/bin/python bench/faults.py
+	.venv/bin/python bench/keys.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt

@@ -1,4 +1,4 @@
-"""Who is calling: an anonymous client (by IP) or a user (by API key).
+"""Who is calling: an anonymous client (by IP) or a user (by API key or account token).
 
 An `Authorization` header that cannot be verified is a 401, never a quiet fall
 back to anonymous: a caller who sent a key wants it used, and must learn when it
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lib import keys
 from lib.errors import AuthenticationError
 from lib.settings import settings
 from lib.web import Request
@@ -47,15 +48,37 @@ def client_ip(request: Request) -> str:
     return request.remote_addr
 
 
-def identify(request: Request) -> Caller:
-    """The caller of a chat, image or video request."""
+def _bearer(request: Request) -> str | None:
     authorization = request.header("Authorization")
     if authorization is None:
-        return Caller("anonymous", client_ip(request))
+        return None
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError(
             "Authorization must be 'Bearer <api key>'; omit the header to call anonymously.",
             code="invalid_authorization",
         )
-    raise AuthenticationError("Invalid API key.", code="invalid_api_key")
+    return token.strip()
+
+
+def identify(request: Request) -> Caller:
+    """The caller of a chat, image or video request: anonymous, or the owner of a valid key."""
+    token = _bearer(request)
+    if token is None:
+        return Caller("anonymous", client_ip(request))
+    return Caller("user", keys.verify(token))
+
+
+def account_holder(request: Request) -> str:
+    """The user managing keys: from a Supabase Auth access token, or one of their own keys."""
+    token = _bearer(request)
+    if token is None:
+        raise AuthenticationError(
+            "Managing API keys needs 'Authorization: Bearer <access token or API key>'.",
+            code="missing_credentials",
+        )
+    if token.startswith(keys.PREFIX):
+        return keys.verify(token)
+    from lib.accounts import verify_token
+
+    return verify_token(token)

@@ -186,3 +186,10 @@ class VideoRequest(_MediaRequest):
                 code="invalid_value",
                 param="duration",
             )
+
+
+class CreateKeyRequest(BaseModel):
+    """POST /api/keys: an optional name, 1 to 100 characters once trimmed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    name: str = Field(None, min_length=1, max_length=100)  # absent: the default name

@@ -41,6 +41,7 @@ class Settings:
     supabase_url: str | None
     supabase_service_role_key: str | None
     supabase_jwt_secret: str | None
+    key_cache_seconds: int
     upstash_redis_rest_url: str | None
     upstash_redis_rest_token: str | None
     data_dir: Path
@@ -92,6 +93,17 @@ def _url(env: dict[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _key_cache_seconds(env: dict[str, str]) -> int:
+    """How long a verified API key is trusted without asking the store; a revoked key
+    must stop working everywhere within a minute, so at most 60."""
+    raw = _text(env, "CLOUDGPT_KEY_CACHE_SECONDS")
+    if raw is None:
+        return 30
+    if not raw.isdigit() or int(raw) > 60:
+        raise SettingsError("CloudGPT is misconfigured: CLOUDGPT_KEY_CACHE_SECONDS must be 0 to 60.")
+    return int(raw)
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Read settings from `env` (the process environment by default)."""
     env = dict(os.environ if env is None else env)
@@ -110,6 +122,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         supabase_url=_text(env, "SUPABASE_URL"),
         supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
+        key_cache_seconds=_key_cache_seconds(env),
         upstash_redis_rest_url=_text(env, "UPSTASH_REDIS_REST_URL"),
         upstash_redis_rest_token=_text(env, "UPSTASH_REDIS_REST_TOKEN"),
         data_dir=Path(_text(env, "CLOUDGPT_DATA_DIR") or ".cloudgpt"),

@@ -19,9 +19,14 @@ _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
 _BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
 
 
-def parse_body(request: Request, schema: type[M]) -> M:
-    """The request's JSON body as `schema`, or a 400/413 in the error envelope."""
+def parse_body(request: Request, schema: type[M], *, optional: bool = False) -> M:
+    """The request's JSON body as `schema`, or a 400/413 in the error envelope.
+
+    An `optional` body may be left out entirely: then every field takes its default.
+    """
     raw = request.body(settings().max_body_bytes)
+    if optional and not raw.strip():
+        return schema()
     if not raw.strip():
         raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
     try:

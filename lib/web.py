@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from lib.errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, PayloadTooLarge
 
@@ -42,6 +43,10 @@ class Request:
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
         return self.environ.get(key)
+
+    def query(self, name: str) -> str:
+        """A query parameter's first value ("" when absent)."""
+        return next((v for k, v in parse_qsl(self.environ.get("QUERY_STRING", "")) if k == name), "")
 
     @property
     def remote_addr(self) -> str:

@@ -1,0 +1,89 @@
+"""The one interface every key store offers, and the choice of store from the settings.
+
+Supabase when it is configured; otherwise the embedded SQLite store under
+CLOUDGPT_DATA_DIR, except on Vercel, where a per-instance file would hand out keys
+that other instances never heard of: there it is a 503 instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from lib.errors import BadRequest, ServiceUnavailable
+from lib.settings import SettingsError, settings
+
+MAX_KEYS_PER_USER = 25
+TOUCH_AFTER_SECONDS = 60  # `lastUsed` is written at most this often per key
+
+
+class KeyLimitReached(BadRequest):
+    code = "key_limit_reached"
+
+
+class KeyStoreUnavailable(ServiceUnavailable):
+    code = "key_store_unavailable"
+
+
+def limit_reached() -> KeyLimitReached:
+    return KeyLimitReached(
+        f"A user can have at most {MAX_KEYS_PER_USER} API keys; delete one to create another."
+    )
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key about to be stored: everything but the key itself."""
+
+    id: str
+    user: str
+    name: str
+    prefix: str
+    hash: str
+
+
+class KeyStore(Protocol):
+    def create(self, key: NewKey, max_keys: int) -> int:
+        """Store `key` unless its user already has `max_keys`; its creation time (Unix s)."""
+
+    def list(self, user: str) -> list[dict[str, object]]:
+        """The user's keys, newest first: id, name, prefix, created, lastUsed."""
+
+    def delete(self, user: str, key_id: str) -> bool:
+        """Delete the user's key `key_id`; False when the user has no such key."""
+
+    def verify(self, hash: str, touch_after: int) -> str | None:
+        """The user owning the key with this hash, touching `lastUsed` if older than `touch_after` s."""
+
+
+_stores: dict[tuple[str, ...], KeyStore] = {}
+_lock = threading.Lock()
+
+
+def key_store() -> KeyStore:
+    """The process's store, opened by the first request that needs it."""
+    current = settings()
+    url, service_key = current.supabase_url, current.supabase_service_role_key
+    if service_key and not url:
+        raise SettingsError(
+            "CloudGPT is misconfigured: SUPABASE_SERVICE_ROLE_KEY is set without SUPABASE_URL."
+        )
+    if not (url and service_key) and current.on_vercel:
+        raise ServiceUnavailable(
+            "API keys are not configured: on Vercel they need Supabase "
+            "(SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY).",
+            code="key_store_not_configured",
+        )
+    where = ("supabase", url, service_key) if url and service_key else ("sqlite", str(current.data_dir))
+    with _lock:  # concurrent first requests must not open (and migrate) it twice
+        if where not in _stores:
+            if url and service_key:
+                from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
+
+                _stores[where] = SupabaseKeys(url, service_key)
+            else:
+                from lib.keys.sqlite import SqliteKeys
+
+                _stores[where] = SqliteKeys(current.data_dir / "keys.sqlite3")
+        return _stores[where]

@@ -1,0 +1,97 @@
+"""Fixtures for API keys: both key stores behind a running gateway, users, access tokens.
+
+`store` is parametrized over the embedded SQLite store and Supabase (the emulated
+HTTP surface in front of the real PostgreSQL of tests/postgres.py), so one test
+shows one behaviour on both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.conftest import Gateway
+from tests.fakes.supabase import FakeSupabase
+from tests.postgres import Postgres
+
+JWT_SECRET = "test-jwt-secret-at-least-32-bytes-long!"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def _jwk(key: Any, kid: str, alg: str) -> dict:
+    public = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
+    return {**public, "kid": kid, "alg": alg, "use": "sig"}
+
+
+JWKS = {"keys": [_jwk(RSA_KEY, "rsa-1", "RS256"), _jwk(EC_KEY, "ec-1", "ES256")]}
+
+
+@pytest.fixture(scope="session")
+def supabase(postgres: Postgres) -> Iterator[FakeSupabase]:
+    fake = FakeSupabase(postgres, JWT_SECRET, JWKS).start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class Store:
+    """One key store behind a running gateway."""
+
+    kind: str  # "embedded" or "supabase"
+    gateway: Gateway
+    env: dict[str, str]
+    issuer: str | None
+    new_user: Callable[[], str]
+
+    def token(
+        self, user: str, *, alg: str = "HS256", key: Any = JWT_SECRET, kid: str | None = None, **claims: Any
+    ) -> str:
+        """A Supabase Auth access token for `user`; keyword arguments override its claims."""
+        now = int(time.time())
+        payload = {
+            "sub": user,
+            "aud": "authenticated",
+            "role": "authenticated",
+            "iat": now,
+            "exp": now + 3600,
+        }
+        if self.issuer:
+            payload["iss"] = self.issuer
+        payload |= claims
+        kid = kid or {"RS256": "rsa-1", "ES256": "ec-1"}.get(alg)
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+    def auth(self, credential: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credential}"}
+
+
+def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
+    env = {"SUPABASE_JWT_SECRET": JWT_SECRET, "RATE_LIMIT_CHAT_AUTHENTICATED": "100000"}
+    if kind == "supabase":
+        env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.service_role_key}
+    return env
+
+
+@pytest.fixture(scope="session", params=["embedded", "supabase"])
+def store(
+    request: pytest.FixtureRequest,
+    start_gateway: Callable[..., Gateway],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Store:
+    data_dir = {"CLOUDGPT_DATA_DIR": str(tmp_path_factory.mktemp("keys"))}
+    if request.param == "embedded":
+        env = store_env("embedded", None) | data_dir
+        return Store("embedded", start_gateway(**env), env, None, lambda: str(uuid.uuid4()))
+    fake = request.getfixturevalue("supabase")
+    postgres = request.getfixturevalue("postgres")
+    env = store_env("supabase", fake) | data_dir
+    return Store("supabase", start_gateway(**env), env, f"{fake.url}/auth/v1", postgres.new_user)
