@@ -20,6 +20,8 @@ import pytest
 
 from tests.fakes.pollinations import FakePollinations
 
+pytest_plugins = ["tests.upstash_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "test-pollinations-key"
 
