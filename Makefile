@@ -1,6 +1,7 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
 # make test  run the whole test suite
-# make bench measure the latency the gateway adds, time to first byte, cold import
+# make bench measure the latency the gateway adds, time to first byte, cold import,
+#            and what the rate-limit check costs on each backend
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -17,6 +18,7 @@ bench:
 	@scripts/venv requirements.txt requirements-dev.txt
 	@command -v wrk >/dev/null || scripts/apt-install wrk
 	.venv/bin/python bench/gateway.py
+	.venv/bin/python bench/limits.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt
