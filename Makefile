@@ -2,7 +2,7 @@
 # make test  run the whole test suite
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
-#            what key verification adds
+#            what key verification and the rate-limit check add on each backend
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -22,6 +22,7 @@ bench:
 	.venv/bin/python bench/media.py
 	.venv/bin/python bench/faults.py
 	.venv/bin/python bench/keys.py
+	.venv/bin/python bench/limits.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt

@@ -44,6 +44,8 @@ class Settings:
     key_cache_seconds: int
     upstash_redis_rest_url: str | None
     upstash_redis_rest_token: str | None
+    upstash_redis_timeout: float
+    rate_limit_failure_mode: str
     data_dir: Path
     limits: dict[str, Limits]
     max_body_bytes: int
@@ -93,15 +95,25 @@ def _url(env: dict[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _key_cache_seconds(env: dict[str, str]) -> int:
-    """How long a verified API key is trusted without asking the store; a revoked key
-    must stop working everywhere within a minute, so at most 60."""
-    raw = _text(env, "CLOUDGPT_KEY_CACHE_SECONDS")
-    if raw is None:
-        return 30
-    if not raw.isdigit() or int(raw) > 60:
-        raise SettingsError("CloudGPT is misconfigured: CLOUDGPT_KEY_CACHE_SECONDS must be 0 to 60.")
-    return int(raw)
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), matched case-insensitively."""
+    value = (_text(env, name) or choices[0]).lower()
+    if value not in choices:
+        raise SettingsError(f"CloudGPT is misconfigured: {name} must be one of {', '.join(choices)}.")
+    return value
+
+
+def _upstash(env: dict[str, str]) -> tuple[str | None, str | None]:
+    """Upstash's URL and token: both or neither, so half a configuration is not silently ignored."""
+    url, token = _text(env, "UPSTASH_REDIS_REST_URL"), _text(env, "UPSTASH_REDIS_REST_TOKEN")
+    if (url is None) != (token is None):
+        missing = "UPSTASH_REDIS_REST_TOKEN" if token is None else "UPSTASH_REDIS_REST_URL"
+        raise SettingsError(
+            f"CloudGPT is misconfigured: {missing} is needed with the other Upstash variable."
+        )
+    if url is not None:
+        url = _url(env, "UPSTASH_REDIS_REST_URL", url)
+    return url, token
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -114,6 +126,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         )
         for modality, (anon, auth) in DEFAULT_LIMITS.items()
     }
+    upstash_url, upstash_token = _upstash(env)
     return Settings(
         pollinations_api_key=_text(env, "POLLINATIONS_API_KEY"),
         pollinations_base_url=_url(env, "POLLINATIONS_BASE_URL", "https://gen.pollinations.ai"),
@@ -122,9 +135,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
         supabase_url=_text(env, "SUPABASE_URL"),
         supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
-        key_cache_seconds=_key_cache_seconds(env),
-        upstash_redis_rest_url=_text(env, "UPSTASH_REDIS_REST_URL"),
-        upstash_redis_rest_token=_text(env, "UPSTASH_REDIS_REST_TOKEN"),
+        # A revoked key must stop working everywhere within a minute.
+        key_cache_seconds=_number(env, "CLOUDGPT_KEY_CACHE_SECONDS", 30, maximum=60),
+        upstash_redis_rest_url=upstash_url,
+        upstash_redis_rest_token=upstash_token,
+        upstash_redis_timeout=_number(env, "UPSTASH_REDIS_TIMEOUT", 0.5, float),
+        rate_limit_failure_mode=_choice(env, "RATE_LIMIT_FAILURE_MODE", ("open", "closed")),
         data_dir=Path(_text(env, "CLOUDGPT_DATA_DIR") or ".cloudgpt"),
         limits=limits,
         max_body_bytes=_number(env, "CLOUDGPT_MAX_BODY_BYTES", 1024 * 1024),

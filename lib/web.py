@@ -22,7 +22,7 @@ log = logging.getLogger("cloudgpt")
 
 EXPOSED_HEADERS = (
     "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
-    "Retry-After, X-CloudGPT-Provider"
+    "X-RateLimit-Status, Retry-After, X-CloudGPT-Provider"
 )
 _READ_CHUNK = 64 * 1024
 

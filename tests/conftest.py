@@ -20,7 +20,13 @@ import pytest
 
 from tests.fakes.pollinations import FakePollinations
 
-pytest_plugins = ["tests.media_fixtures", "tests.fakes.faults", "tests.postgres", "tests.key_stores"]
+pytest_plugins = [
+    "tests.media_fixtures",
+    "tests.fakes.faults",
+    "tests.postgres",
+    "tests.key_stores",
+    "tests.upstash_fixtures",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "test-pollinations-key"

@@ -83,9 +83,11 @@ def test_the_cli_refuses_a_bad_user_or_name() -> None:
     )
 
 
-def test_all_of_a_users_keys_share_one_budget(start_gateway: Callable[..., Gateway], tmp_path: Path) -> None:
+def test_all_of_a_users_keys_share_one_budget(
+    start_gateway: Callable[..., Gateway], tmp_path: Path, backend: dict[str, str]
+) -> None:
     env = {"CLOUDGPT_DATA_DIR": str(tmp_path)}
-    gateway = start_gateway(**env, RATE_LIMIT_CHAT_AUTHENTICATED="3")
+    gateway = start_gateway(**env, **backend, RATE_LIMIT_CHAT_AUTHENTICATED="3")
     user = "0b9f0f4e-7d7e-4c55-9a0e-3d1b3d3f3a11"
     first, second = (json.loads(cli(env, "create", "--user", user).stdout)["key"] for _ in range(2))
     other = json.loads(cli(env, "create", "--user", "5a0e9c3e-2b8f-4d59-a0f8-8a2f0b7d6c22").stdout)["key"]
@@ -102,18 +104,25 @@ def test_all_of_a_users_keys_share_one_budget(start_gateway: Callable[..., Gatew
     ],
 )
 def test_media_limits_are_per_user_across_keys(
-    start_gateway: Callable[..., Gateway], tmp_path: Path, route: str, body: dict, default: str
+    start_gateway: Callable[..., Gateway],
+    tmp_path: Path,
+    backend: dict[str, str],
+    route: str,
+    body: dict,
+    default: str,
 ) -> None:
     env = {"CLOUDGPT_DATA_DIR": str(tmp_path)}
     user = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
     first, second = (json.loads(cli(env, "create", "--user", user).stdout)["key"] for _ in range(2))
     other = json.loads(cli(env, "create", "--user", "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9").stdout)["key"]
-    answer = start_gateway(**env).client.post(route, json=body, headers={"Authorization": f"Bearer {other}"})
+    answer = start_gateway(**env, **backend).client.post(
+        route, json=body, headers={"Authorization": f"Bearer {other}"}
+    )
     assert answer.status_code == 200
     assert answer.headers["X-RateLimit-Limit"] == default  # the authenticated limit, not the anonymous one
 
     modality = route.removeprefix("/api/").upper()
-    gateway = start_gateway(**env, **{f"RATE_LIMIT_{modality}_AUTHENTICATED": "2"})
+    gateway = start_gateway(**env, **backend, **{f"RATE_LIMIT_{modality}_AUTHENTICATED": "2"})
     inside_one_window()
     statuses = [
         gateway.client.post(route, json=body, headers={"Authorization": f"Bearer {key}"}).status_code

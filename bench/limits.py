@@ -1,0 +1,149 @@
+"""What the rate-limit check costs, on each backend, measured on loopback.
+
+- `enforce()` alone, in-process, as a request calls it: SQLite, and Upstash through
+  `upstash-redis` against the REST emulator (its own process, in front of a real
+  redis-server), with the HTTP round trips to it counted per check;
+- a refused (429) chat request through the local server on each backend: it is
+  identified, counted and answered without a provider call, so the check is
+  nearly all it costs, and the difference is what Upstash adds end to end;
+- the one-off import of the Upstash client (beyond httpx, which every function
+  imports anyway), paid by the first request of an instance on Upstash.
+
+Loopback hides the network: against a real Upstash add the round-trip time to its
+region. The machine is small and shared, so repeat runs and compare medians.
+
+    make bench            # or: .venv/bin/python bench/limits.py --requests 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.gateway import BODY, p50_p99, sample  # noqa: E402
+from lib.identity import Caller  # noqa: E402
+from lib.limits import enforce  # noqa: E402
+from lib.settings import settings  # noqa: E402
+from tests.conftest import Gateway, free_port  # noqa: E402
+from tests.fakes.redis_server import RedisServer  # noqa: E402
+from tests.fakes.upstash import UpstashEmulator  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def serve_upstash(commands: Connection) -> None:
+    """Redis and the emulator in their own process; answers "requests" with its request count."""
+    with tempfile.TemporaryDirectory() as directory:
+        redis = RedisServer(Path(directory), free_port())
+        emulator = UpstashEmulator(redis, TOKEN).start()
+        commands.send(emulator.url)
+        while (command := commands.recv()) != "stop":
+            assert command == "requests"
+            commands.send(emulator.requests)
+        emulator.stop()
+        redis.stop()
+
+
+def configure(env: dict[str, str]) -> None:
+    """Point this process's settings at a backend (settings are read once, so re-read them)."""
+    for name in ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    settings.cache_clear()
+
+
+def refused(client: httpx.Client) -> Callable[[], object]:
+    """A chat request past a limit of 1 (each minute's first is admitted, and finds no provider)."""
+
+    def call() -> object:
+        response = client.post("/api/chat", json=BODY)
+        assert response.status_code in (429, 502), response.text
+        return response
+
+    return call
+
+
+def row(name: str, samples: list[float], extra: str = "") -> None:
+    p50, p99 = p50_p99(samples)
+    print(f"{name:<44} {p50:8.3f} {p99:8.3f}  {extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per measured run")
+    args = parser.parse_args()
+    n = args.requests
+
+    upstash_end, child_end = multiprocessing.Pipe()
+    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
+    upstash.start()
+    upstash_url = upstash_end.recv()
+
+    def upstash_requests() -> int:
+        upstash_end.send("requests")
+        return upstash_end.recv()
+
+    backends = {
+        "sqlite": {},
+        "upstash": {"UPSTASH_REDIS_REST_URL": upstash_url, "UPSTASH_REDIS_REST_TOKEN": TOKEN},
+    }
+    with tempfile.TemporaryDirectory() as data_dir:
+        base = {
+            "CLOUDGPT_DATA_DIR": data_dir,
+            "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
+        }
+        print(f"rate-limit check, ms, loopback, {os.cpu_count()} cores, {n} requests a run")
+        print(f"{'':<44} {'p50':>8} {'p99':>8}")
+        caller = Caller("anonymous", "192.0.2.1")
+        for name, env in backends.items():
+            configure({**base, **env})
+            before = upstash_requests()
+            samples = sample(lambda: enforce(caller, "chat"), n)
+            calls = min(n, 200) + n  # sample() warms up first
+            trips = (upstash_requests() - before) / calls
+            row(f"enforce() in-process, {name}", samples, f"{trips:.2f} Upstash round trips per check")
+        through = {}
+        for name, env in backends.items():
+            gateway = Gateway({**os.environ, **base, **env, "RATE_LIMIT_CHAT_ANONYMOUS": "1"})
+            try:
+                with httpx.Client(base_url=gateway.url) as client:
+                    through[name] = sample(refused(client), n)
+            finally:
+                gateway.stop()
+            row(f"refused chat request via local server, {name}", through[name])
+        (s50, s99), (u50, u99) = p50_p99(through["sqlite"]), p50_p99(through["upstash"])
+        print(f"{'Upstash over SQLite, end to end':<44} {u50 - s50:+8.3f} {u99 - s99:+8.3f}")
+
+    upstash_end.send("stop")
+    upstash.join(10)
+
+    # httpx is imported by every function already: only what upstash_redis adds is its cost.
+    code = (
+        "import time, httpx; t = time.perf_counter(); import upstash_redis;"
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    imports = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout)
+        for _ in range(10)
+    ]
+    print(
+        f"import of upstash_redis (first request of an instance on Upstash): "
+        f"median {statistics.median(imports):.1f} ms, max {max(imports):.1f} ms over 10 fresh interpreters"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Where the per-minute counters live: Upstash Redis when configured, else SQLite on local disk.
+
+Every backend counts one request in a (bucket, window) and answers the count including
+it, atomically, or raises `CountersUnavailable`; what that means for the request is the
+limiter's decision (`RATE_LIMIT_FAILURE_MODE`), not the backend's. Backends are imported
+only when chosen: the Upstash client is a cold-start cost a local run never pays.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+from lib.errors import ServiceUnavailable
+from lib.settings import Settings
+
+
+class CountersUnavailable(ServiceUnavailable):
+    """The counters could not be read or written: unreachable, too slow, or answering an error."""
+
+    code = "rate_limiter_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The rate limiter's store cannot be used right now.")
+
+
+class Counters(Protocol):
+    def hit(self, bucket: str, window: int) -> int:
+        """Count one request in `bucket`'s `window`; the count including it."""
+        ...
+
+
+_opened: dict[Hashable, Counters] = {}
+_opened_lock = threading.Lock()
+
+
+def _once(key: Hashable, open_counters: Callable[[], Counters]) -> Counters:
+    """The process's one store for `key`, opened by the first request that needs it."""
+    with _opened_lock:  # concurrent first requests must not open (and migrate) it twice
+        if key not in _opened:
+            _opened[key] = open_counters()
+        return _opened[key]
+
+
+def counters(current: Settings) -> Counters:
+    """The configured backend; on Vercel only Upstash, since an instance's disk is its own."""
+    url, token = current.upstash_redis_rest_url, current.upstash_redis_rest_token
+    if url and token:
+        from lib.counters.upstash import UpstashCounters
+
+        timeout = current.upstash_redis_timeout
+        return _once(("upstash", url, token, timeout), lambda: UpstashCounters(url, token, timeout))
+    if current.on_vercel:
+        raise ServiceUnavailable(
+            "Rate limiting is not configured: on Vercel it needs Upstash Redis "
+            "(UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN).",
+            code="rate_limiter_not_configured",
+        )
+    from lib.counters.sqlite import SqliteCounters
+
+    path = current.data_dir / "limits.sqlite3"
+    return _once(("sqlite", path), lambda: SqliteCounters(path))
