@@ -120,11 +120,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     with ExitStack() as stack:
-        upstream = FakePollinations().start()
-        stack.callback(upstream.stop)
+        upstream = stack.enter_context(FakePollinations())
         postgres = stack.enter_context(running_postgres())
-        supabase = FakeSupabase(postgres, JWT_SECRET).start()
-        stack.callback(supabase.stop)
+        supabase = stack.enter_context(FakeSupabase(postgres, JWT_SECRET))
         data_dir = stack.enter_context(tempfile.TemporaryDirectory())
         stores = {
             "embedded (SQLite)": ({"CLOUDGPT_DATA_DIR": data_dir}, str(uuid.uuid4())),

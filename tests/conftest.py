@@ -76,9 +76,8 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[FakePollinations]:
-    fake = FakePollinations().start()
-    yield fake
-    fake.stop()
+    with FakePollinations() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

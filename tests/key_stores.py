@@ -37,9 +37,8 @@ JWKS = {"keys": [_jwk(RSA_KEY, "rsa-1", "RS256"), _jwk(EC_KEY, "ec-1", "ES256")]
 
 @pytest.fixture(scope="session")
 def supabase(postgres: Postgres) -> Iterator[FakeSupabase]:
-    fake = FakeSupabase(postgres, JWT_SECRET, JWKS).start()
-    yield fake
-    fake.stop()
+    with FakeSupabase(postgres, JWT_SECRET, JWKS) as fake:
+        yield fake
 
 
 @dataclass

@@ -16,9 +16,8 @@ JOB_BUDGET = 2.0
 
 @pytest.fixture(scope="session")
 def mapleai() -> Iterator[FakeMapleAI]:
-    fake = FakeMapleAI(MAPLEAI_KEY).start()
-    yield fake
-    fake.stop()
+    with FakeMapleAI(MAPLEAI_KEY) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

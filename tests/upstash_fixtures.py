@@ -27,9 +27,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="session")
 def upstash_emulator(redis_server: RedisServer) -> Iterator[UpstashEmulator]:
-    emulator = UpstashEmulator(redis_server, UPSTASH_TOKEN).start()
-    yield emulator
-    emulator.stop()
+    with UpstashEmulator(redis_server, UPSTASH_TOKEN) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.pollinations import _last_content, _QuietServer
+from tests.fakes.pollinations import _last_content
+from tests.fakes.server import LoopbackFake
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Recorded:
     at: float
 
 
-class FaultyUpstream:
+class FaultyUpstream(LoopbackFake):
     def __init__(self, always: str | None = None) -> None:
         self.always = always
         self.requests: list[Recorded] = []
@@ -58,22 +59,11 @@ class FaultyUpstream:
         self.disconnected: dict[str, float] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FaultyUpstream:
-        self._thread.start()
-        return self
+        super().__init__(_handler(self))
 
     def stop(self) -> None:
         self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     def received(self, content: str) -> list[Recorded]:
         """Every request whose last message's content was `content`, oldest first."""
@@ -272,9 +262,8 @@ FAST_TIMEOUTS = {
 
 @pytest.fixture(scope="session")
 def faults() -> Iterator[FaultyUpstream]:
-    fake = FaultyUpstream().start()
-    yield fake
-    fake.stop()
+    with FaultyUpstream() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

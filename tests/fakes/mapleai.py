@@ -23,14 +23,14 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fakes import files
-from tests.fakes.pollinations import Recorded, _QuietServer
+from tests.fakes.pollinations import Recorded
+from tests.fakes.server import LoopbackFake
 
 REASON = "The prompt was flagged by the content policy."
 
@@ -76,30 +76,13 @@ _STEPS = {
 }
 
 
-class FakeMapleAI:
+class FakeMapleAI(LoopbackFake):
     def __init__(self, key: str) -> None:
         self.key = key
         self.requests: list[Recorded] = []
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeMapleAI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     def job(self, prompt: str) -> Job:
         """The latest job created for `prompt`."""

@@ -32,11 +32,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes import files
+from tests.fakes.server import LoopbackFake
 
 VIDEO_MODELS = ("veo", "seedance", "seedance-pro")
 
@@ -49,25 +50,11 @@ class Recorded:
     body: Any
 
 
-class FakePollinations:
+class FakePollinations(LoopbackFake):
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.gates: dict[str, threading.Event] = {}
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakePollinations:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     def gate(self, name: str) -> threading.Event:
         return self.gates.setdefault(name, threading.Event())
@@ -86,14 +73,6 @@ class FakePollinations:
             if request.method == "GET" and unquote(url.path) == f"/image/{prompt}":
                 return request, dict(parse_qsl(url.query))
         raise LookupError(prompt)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    request_queue_size = 256  # the default 5 drops connections under a burst
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hanging up (load generators do) are not the fake's concern
 
 
 def _last_content(body: dict[str, Any]) -> str:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import queue
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 import psycopg
 from psycopg import sql
 
+from tests.fakes.server import LoopbackFake
 from tests.postgres import Postgres
 
 _EXACT_STATUS = {
@@ -56,7 +56,7 @@ def error_body(code: str, message: str, details: str | None = None, hint: str | 
     return {"code": code, "details": details, "hint": hint, "message": message}
 
 
-class FakeSupabase:
+class FakeSupabase(LoopbackFake):
     def __init__(self, database: Postgres, jwt_secret: str, jwks: dict | None = None) -> None:
         self.database = database
         self.jwt_secret = jwt_secret
@@ -68,13 +68,7 @@ class FakeSupabase:
         self._schema_cache: dict[str, list[tuple]] = {}
         self.delay = 0.0  # seconds each rpc call waits first: a slow database
         self._connections: queue.Queue[psycopg.Connection] = queue.Queue()
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(_handler(self))
 
     def token(self, role: str, **claims: Any) -> str:
         """A project key as Supabase issues them: a long-lived HS256 JWT naming a role."""
@@ -85,12 +79,10 @@ class FakeSupabase:
     def start(self, pool_size: int = 10) -> FakeSupabase:
         for _ in range(pool_size):
             self._connections.put(psycopg.connect(self.database.dsn("authenticator")))
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         while not self._connections.empty():
             self._connections.get().close()
 
@@ -164,11 +156,6 @@ class FakeSupabase:
         if not returns_set and return_kind == "c":
             result = result[0] if result else None
         return 200, result
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # the default 5 drops connections under a burst
-    daemon_threads = True
 
 
 def _arg(value: Any) -> Any:

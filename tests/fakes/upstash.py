@@ -23,18 +23,25 @@ import threading
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.redis_server import RedisServer, RespConnection, RespError
+from tests.fakes.server import LoopbackFake, QuietServer
 
 # Connection-level commands: over REST each request may land on another connection.
 # Streaming ones (MONITOR, SUBSCRIBE) have their own endpoints, not emulated here.
 _TCP_ONLY = {"MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT"}
 
 
-class UpstashEmulator:
+class _Server(QuietServer):
+    emulator: UpstashEmulator
+
+
+class UpstashEmulator(LoopbackFake):
+    server_class = _Server
+
     def __init__(self, redis: RedisServer, token: str) -> None:
         self.redis = redis
         self.token = token
@@ -42,22 +49,11 @@ class UpstashEmulator:
         self.failure: tuple[int, bytes, str] | None = None
         self._idle: list[RespConnection] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self._server.emulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> UpstashEmulator:
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         for connection in self._idle:
             connection.close()
 
@@ -165,15 +161,6 @@ def _encode(value: object, base64: bool) -> Any:
         return b64encode(value.encode()).decode() if base64 and value != "OK" else value
     assert isinstance(value, bytes)
     return b64encode(value).decode() if base64 else value.decode("utf-8", "replace")
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256
-    daemon_threads = True
-    emulator: UpstashEmulator
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that time out and hang up are what some tests are about
 
 
 class _Handler(BaseHTTPRequestHandler):
