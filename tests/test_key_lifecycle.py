@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.keys.format import key_hash
+from lib.keys.format import key_hash, new_key
 from tests.conftest import ROOT, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.key_stores import Store, store_env
@@ -152,6 +152,7 @@ def test_a_slow_key_store_is_a_prompt_503(
     key = json.loads(cli(store_env("supabase", supabase), "create", "--user", postgres.new_user()).stdout)[
         "key"
     ]
+    assert chat(gateway, new_key()) == 401  # the store's client is up: what follows times only the call
     supabase.delay = 1.5
     try:
         started = time.monotonic()

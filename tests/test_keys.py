@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from lib.keys.format import new_key
 from tests.key_stores import Store
 
 CHAT = {"model": "openai", "messages": [{"role": "user", "content": "hello"}]}
@@ -177,8 +178,6 @@ def test_malformed_keys_are_refused_without_asking_the_store(store: Store, key: 
 
 
 def test_a_well_formed_unknown_key_is_refused(store: Store) -> None:
-    from lib.keys.format import new_key
-
     response = chat(store, new_key())
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"

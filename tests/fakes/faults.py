@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.pollinations import _last_content
-from tests.fakes.server import LoopbackFake
+from tests.fakes.server import FakeHandler, LoopbackFake
 
 
 @dataclass
@@ -135,32 +135,12 @@ def _error(status: int, authorization: str) -> dict[str, Any]:
 
 
 def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, data: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-            body = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(FakeHandler):
         def _status(self, status: int, extra: dict[str, str] | None = None) -> None:
-            self._send(status, _error(status, self.headers.get("Authorization", "")), extra)
-
-        def _write(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
+            self.send_json(status, _error(status, self.headers.get("Authorization", "")), extra)
 
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            raw = self.read_body()
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -191,7 +171,7 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 self._stream(model, verb, argument, content)
             else:
-                self._send(200, _completion(model, f"echo: {content}"))
+                self.send_json(200, _completion(model, f"echo: {content}"))
 
         def _stream(self, model: str, verb: str, argument: str, content: str) -> None:
             events = [
@@ -214,7 +194,7 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
                 self._drip(model, argument)
                 return
             for event in events[:2]:
-                self._write(event)
+                self.write_chunk(event)
             if verb == "cut":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -224,11 +204,11 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if verb == "malformed":
-                self._write(b"data: {not json\n\n")
+                self.write_chunk(b"data: {not json\n\n")
             for event in events[2:4]:
-                self._write(event)
+                self.write_chunk(event)
             if verb != "nodone":
-                self._write(events[4])
+                self.write_chunk(events[4])
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
@@ -236,7 +216,7 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             deadline = time.monotonic() + 10
             try:
                 while time.monotonic() < deadline and not fake.stopping.is_set():
-                    self._write(_event(model, {"content": "."}))
+                    self.write_chunk(_event(model, {"content": "."}))
                     time.sleep(0.05)
             except OSError:
                 fake.disconnected[name] = time.monotonic()

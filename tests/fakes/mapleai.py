@@ -30,7 +30,7 @@ from typing import Any
 
 from tests.fakes import files
 from tests.fakes.pollinations import Recorded
-from tests.fakes.server import LoopbackFake
+from tests.fakes.server import FakeHandler, LoopbackFake
 
 REASON = "The prompt was flagged by the content policy."
 
@@ -93,25 +93,12 @@ class FakeMapleAI(LoopbackFake):
 
 
 def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _json(self, status: int, data: object) -> None:
-            body = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(FakeHandler):
         def _error(self, status: int, message: str) -> None:
-            self._json(status, {"error": {"message": message, "type": "error", "code": status}})
+            self.send_json(status, {"error": {"message": message, "type": "error", "code": status}})
 
         def _record(self) -> Any:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            raw = self.read_body()
             body = json.loads(raw) if raw else None
             fake.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
             return body
@@ -137,7 +124,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
                     self._error(404, "No such video")
                     return
                 job.cancelled = True
-                self._json(200, {"id": job.id, "status": "cancelled"})
+                self.send_json(200, {"id": job.id, "status": "cancelled"})
             else:
                 self._error(404, "Not found")
 
@@ -156,7 +143,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
                 self._download(job)
             elif not parts[4:]:
                 job.polls += 1
-                self._json(200, job.public())
+                self.send_json(200, job.public())
             else:
                 self._error(404, "Not found")
 
@@ -178,7 +165,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
                 files.send_bytes(self, "text/html", b"<html><body>Bad gateway</body></html>")
             else:
                 data = items.get(verb, [{"b64_json": base64.b64encode(files.png(2, 2)).decode()}])
-                self._json(200, {"created": int(time.time()), "data": data})
+                self.send_json(200, {"created": int(time.time()), "data": data})
 
         def _create(self, body: dict[str, Any]) -> None:
             prompt = str(body.get("prompt"))
@@ -193,7 +180,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
                 _STEPS.get(verb, ["queued", "processing", "completed"]),
             )
             fake.jobs[job.id] = job
-            self._json(200, job.public())
+            self.send_json(200, job.public())
 
         def _download(self, job: Job) -> None:
             verb, _, argument = job.prompt.partition(":")

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes import files
-from tests.fakes.server import LoopbackFake
+from tests.fakes.server import FakeHandler, LoopbackFake
 
 VIDEO_MODELS = ("veo", "seedance", "seedance-pro")
 
@@ -119,37 +119,16 @@ def _error_body(status: int) -> dict[str, Any]:
 
 
 def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(
-            self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _write_chunk(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-
+    class Handler(FakeHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            raw = self.read_body()
             try:
                 body = json.loads(raw)
             except ValueError:
                 body = raw
             fake.requests.append(Recorded("POST", self.path, dict(self.headers.items()), body))
             if self.path != "/v1/chat/completions" or not isinstance(body, dict):
-                self._send(404, json.dumps(_error_body(404)).encode(), "application/json")
+                self.send_json(404, _error_body(404))
                 return
             content = _last_content(body)
             model = body.get("model", "openai")
@@ -159,21 +138,19 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             if verb == "status":
                 status = int(argument)
                 extra = {"Retry-After": "7"} if status == 429 else {}
-                self._send(status, json.dumps(_error_body(status)).encode(), "application/json", extra)
+                self.send_json(status, _error_body(status), extra)
             elif verb == "html":
-                self._send(200, b"<html><body>Oh snap</body></html>", "text/html")
+                self.send(200, b"<html><body>Oh snap</body></html>", "text/html")
             elif body.get("stream"):
                 self._stream(model, verb, argument, content)
             else:
-                self._send(
-                    200, json.dumps(_completion(model, f"echo: {content}")).encode(), "application/json"
-                )
+                self.send_json(200, _completion(model, f"echo: {content}"))
 
         def do_GET(self) -> None:
             fake.requests.append(Recorded("GET", self.path, dict(self.headers.items()), None))
             url = urlsplit(self.path)
             if not url.path.startswith("/image/"):
-                self._send(404, json.dumps(_error_body(404)).encode(), "application/json")
+                self.send_json(404, _error_body(404))
                 return
             prompt = unquote(url.path.removeprefix("/image/"))
             video = dict(parse_qsl(url.query)).get("model") in VIDEO_MODELS
@@ -182,11 +159,11 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             if verb == "slow":
                 time.sleep(float(argument))
             if verb == "status":
-                self._send(int(argument), json.dumps(_error_body(int(argument))).encode(), "application/json")
+                self.send_json(int(argument), _error_body(int(argument)))
             elif verb == "json":
-                self._send(200, b'{"status": "queued"}', "application/json")
+                self.send(200, b'{"status": "queued"}', "application/json")
             elif verb == "html":
-                self._send(200, b"<html><body>Oh snap</body></html>", "text/html; charset=utf-8")
+                self.send(200, b"<html><body>Oh snap</body></html>", "text/html; charset=utf-8")
             elif verb in ("big", "chunked"):
                 files.send_bytes(self, content_type, int(argument), sized=verb == "big")
             elif verb == "cut":
@@ -209,24 +186,24 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self._write_chunk(_chunk(model, {"role": "assistant", "content": ""}))
+            self.write_chunk(_chunk(model, {"role": "assistant", "content": ""}))
             if verb == "gate":
-                self._write_chunk(_chunk(model, {"content": "first"}))
+                self.write_chunk(_chunk(model, {"content": "first"}))
                 fake.gate(argument).wait(10)
             if verb == "cut":
-                self._write_chunk(_chunk(model, {"content": "partial"}))
+                self.write_chunk(_chunk(model, {"content": "partial"}))
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
             if verb == "malformed":
-                self._write_chunk(b"data: {not json\n\n")
+                self.write_chunk(b"data: {not json\n\n")
             if verb == "errorevent":
-                self._write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
+                self.write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
             for word in ("echo:", content):
-                self._write_chunk(_chunk(model, {"content": word}))
-            self._write_chunk(_chunk(model, {}, "stop"))
+                self.write_chunk(_chunk(model, {"content": word}))
+            self.write_chunk(_chunk(model, {}, "stop"))
             if verb != "nodone":
-                self._write_chunk(b"data: [DONE]\n\n")
+                self.write_chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 

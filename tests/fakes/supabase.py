@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -26,7 +25,7 @@ import jwt
 import psycopg
 from psycopg import sql
 
-from tests.fakes.server import LoopbackFake
+from tests.fakes.server import FakeHandler, LoopbackFake
 from tests.postgres import Postgres
 
 _EXACT_STATUS = {
@@ -163,25 +162,9 @@ def _arg(value: Any) -> Any:
 
 
 def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body leave in separate writes: without this, Nagle's algorithm
-            # and the client's delayed ACK add ~40 ms to every answer, as no real server does.
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(FakeHandler):
         def _send(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(status, body, content_type="application/json; charset=utf-8")
 
         def do_GET(self) -> None:
             if self.path == "/auth/v1/.well-known/jwks.json":
@@ -191,7 +174,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"message": "no Route matched with those values"})
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.read_body()
             fake.requests.append((self.path, dict(self.headers), body))
             if not self.path.startswith("/rest/v1/rpc/"):
                 return self._send(404, {"message": "no Route matched with those values"})

@@ -23,12 +23,11 @@ import threading
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.redis_server import RedisServer, RespConnection, RespError
-from tests.fakes.server import LoopbackFake, QuietServer
+from tests.fakes.server import FakeHandler, LoopbackFake, QuietServer
 
 # Connection-level commands: over REST each request may land on another connection.
 # Streaming ones (MONITOR, SUBSCRIBE) have their own endpoints, not emulated here.
@@ -163,13 +162,8 @@ def _encode(value: object, base64: bool) -> Any:
     return b64encode(value).decode() if base64 else value.decode("utf-8", "replace")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Upstash's endpoint and the client's pool expect
-    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart
+class _Handler(FakeHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         self._serve()
@@ -177,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_HEAD = do_POST
 
     def do_DELETE(self) -> None:
-        self._send(405, {"error": "ERR method not allowed"})
+        self.send_json(405, {"error": "ERR method not allowed"})
 
     do_PATCH = do_OPTIONS = do_DELETE
 
@@ -185,17 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         with emulator._lock:
             emulator.requests += 1
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.read_body()
         if emulator.failure is not None:
             status, raw, content_type = emulator.failure
-            return self._send_raw(status, raw, content_type)
+            return self.send(status, raw, content_type)
         url = urlsplit(self.path)
         query = parse_qsl(url.query)
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer":
             token = dict(query).get("_token", "")
         if token != emulator.token:
-            return self._send(401, {"error": "Unauthorized"})
+            return self.send_json(401, {"error": "Unauthorized"})
         path = url.path.rstrip("/") or "/"
         if path not in ("/", "/pipeline", "/multi-exec"):
             # A command in the path: its segments, then the body, then query parameters.
@@ -210,15 +204,4 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = emulator.answer(path, body, base64)
         except OSError:
             status, answer = 500, {"error": "ERR database unreachable"}
-        self._send(status, answer)
-
-    def _send(self, status: int, answer: Any) -> None:
-        self._send_raw(status, json.dumps(answer).encode(), "application/json")
-
-    def _send_raw(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send_json(status, answer)
