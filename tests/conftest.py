@@ -21,8 +21,7 @@ import pytest
 from tests.fakes.pollinations import FakePollinations
 
 pytest_plugins = [
-    "tests.media_fixtures",
-    "tests.fakes.faults",
+    "tests.mapleai_fixtures",
     "tests.postgres",
     "tests.key_stores",
     "tests.upstash_fixtures",

@@ -16,7 +16,7 @@ from tests.conftest import UPSTREAM_KEY, Gateway
 from tests.fakes import files
 from tests.fakes.mapleai import FakeMapleAI
 from tests.fakes.pollinations import FakePollinations
-from tests.media_fixtures import MAPLEAI_KEY
+from tests.mapleai_fixtures import MAPLEAI_KEY
 from tests.test_bad_input import assert_envelope
 
 TWELVE_MIB = 12 * 1024 * 1024

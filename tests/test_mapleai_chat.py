@@ -11,7 +11,8 @@ import json
 import pytest
 
 from tests.conftest import Gateway
-from tests.fakes.faults import MAPLEAI_KEY, FaultyUpstream
+from tests.fakes.faults import FaultyUpstream
+from tests.mapleai_fixtures import MAPLEAI_KEY
 from tests.test_chat import sse_events
 
 

@@ -20,7 +20,8 @@ from lib.errors import UpstreamError, UpstreamTimeout
 from lib.settings import SettingsError, load
 from lib.upstream import Deadline, open_response
 from tests.conftest import Gateway
-from tests.fakes.faults import FAST_TIMEOUTS, MAPLEAI_KEY, FaultyUpstream
+from tests.fakes.faults import FaultyUpstream
+from tests.mapleai_fixtures import FAST_TIMEOUTS, MAPLEAI_KEY
 from tests.test_chat import sse_events
 
 

@@ -13,7 +13,7 @@ from tests.conftest import UPSTREAM_KEY, Gateway
 from tests.fakes import files
 from tests.fakes.mapleai import REASON, FakeMapleAI
 from tests.fakes.pollinations import FakePollinations
-from tests.media_fixtures import JOB_BUDGET, MAPLEAI_KEY
+from tests.mapleai_fixtures import JOB_BUDGET, MAPLEAI_KEY
 from tests.test_bad_input import assert_envelope
 from tests.test_image import TWELVE_MIB, curl, received
 

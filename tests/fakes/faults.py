@@ -32,15 +32,14 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import pytest
-
-from tests.fakes.pollinations import _last_content
+from tests.fakes.openai_chat import completion, event, last_content
 from tests.fakes.server import FakeHandler, LoopbackFake
+
+COMPLETION_ID = "chatcmpl-maple"
 
 
 @dataclass
@@ -67,7 +66,7 @@ class FaultyUpstream(LoopbackFake):
 
     def received(self, content: str) -> list[Recorded]:
         """Every request whose last message's content was `content`, oldest first."""
-        return [r for r in self.requests if isinstance(r.body, dict) and _last_content(r.body) == content]
+        return [r for r in self.requests if isinstance(r.body, dict) and last_content(r.body) == content]
 
     def _count(self, content: str) -> int:
         with self._lock:
@@ -101,28 +100,6 @@ class FaultyUpstream(LoopbackFake):
         return self.disconnected.get(name, float("inf")) - left
 
 
-def _event(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    chunk = {
-        "id": "chatcmpl-maple",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def _completion(model: str, text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-maple",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-    }
-
-
 def _error(status: int, authorization: str) -> dict[str, Any]:
     # A careless provider: the 400 quotes the credential, the 500 a stack trace.
     details = {
@@ -149,7 +126,7 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/chat/completions" or not isinstance(body, dict):
                 self._status(404)
                 return
-            content = _last_content(body)
+            content = last_content(body)
             marker = fake.always or content.split(" ")[0]
             verb, _, argument = marker.partition(":")
             model = str(body.get("model"))
@@ -171,14 +148,14 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 self._stream(model, verb, argument, content)
             else:
-                self.send_json(200, _completion(model, f"echo: {content}"))
+                self.send_json(200, completion(COMPLETION_ID, model, f"echo: {content}"))
 
         def _stream(self, model: str, verb: str, argument: str, content: str) -> None:
             events = [
-                _event(model, {"role": "assistant", "content": ""}),
-                _event(model, {"content": "echo:"}),
-                _event(model, {"content": content}),
-                _event(model, {}, "stop"),
+                event(COMPLETION_ID, model, {"role": "assistant", "content": ""}),
+                event(COMPLETION_ID, model, {"content": "echo:"}),
+                event(COMPLETION_ID, model, {"content": content}),
+                event(COMPLETION_ID, model, {}, "stop"),
                 b"data: [DONE]\n\n",
             ]
             head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -193,8 +170,8 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             if verb == "drip":
                 self._drip(model, argument)
                 return
-            for event in events[:2]:
-                self.write_chunk(event)
+            for line in events[:2]:
+                self.write_chunk(line)
             if verb == "cut":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -205,8 +182,8 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
                 return
             if verb == "malformed":
                 self.write_chunk(b"data: {not json\n\n")
-            for event in events[2:4]:
-                self.write_chunk(event)
+            for line in events[2:4]:
+                self.write_chunk(line)
             if verb != "nodone":
                 self.write_chunk(events[4])
             self.wfile.write(b"0\r\n\r\n")
@@ -216,42 +193,10 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             deadline = time.monotonic() + 10
             try:
                 while time.monotonic() < deadline and not fake.stopping.is_set():
-                    self.write_chunk(_event(model, {"content": "."}))
+                    self.write_chunk(event(COMPLETION_ID, model, {"content": "."}))
                     time.sleep(0.05)
             except OSError:
                 fake.disconnected[name] = time.monotonic()
             self.close_connection = True
 
     return Handler
-
-
-# Fixtures (registered through `pytest_plugins` in conftest.py)
-
-MAPLEAI_KEY = "test-mapleai-key"
-
-# Short enough to keep the suite fast, long enough for a loaded 2-core machine.
-FAST_TIMEOUTS = {
-    "UPSTREAM_CONNECT_TIMEOUT": "1",
-    "UPSTREAM_FIRST_BYTE_TIMEOUT": "1",
-    "UPSTREAM_READ_TIMEOUT": "0.5",
-    "UPSTREAM_BACKOFF": "0.05",
-    "UPSTREAM_RETRY_AFTER_CAP": "1",
-    "STREAM_KEEPALIVE_INTERVAL": "0.2",
-}
-
-
-@pytest.fixture(scope="session")
-def faults() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def resilient(start_gateway: Callable[..., Any], faults: FaultyUpstream) -> Any:
-    """A gateway whose MapleAI is the fault-injecting fake, with short timeouts and backoff."""
-    return start_gateway(
-        MAPLEAI_BASE_URL=faults.url,
-        MAPLEAI_API_KEY=MAPLEAI_KEY,
-        RATE_LIMIT_CHAT_ANONYMOUS="100000",
-        **FAST_TIMEOUTS,
-    )

@@ -37,8 +37,10 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes import files
+from tests.fakes.openai_chat import completion, event, last_content
 from tests.fakes.server import FakeHandler, LoopbackFake
 
+COMPLETION_ID = "chatcmpl-fake"
 VIDEO_MODELS = ("veo", "seedance", "seedance-pro")
 
 
@@ -62,7 +64,7 @@ class FakePollinations(LoopbackFake):
     def received(self, marker: str) -> Recorded:
         """The request whose last message's content was `marker`."""
         for request in reversed(self.requests):
-            if isinstance(request.body, dict) and _last_content(request.body) == marker:
+            if isinstance(request.body, dict) and last_content(request.body) == marker:
                 return request
         raise LookupError(marker)
 
@@ -73,35 +75,6 @@ class FakePollinations(LoopbackFake):
             if request.method == "GET" and unquote(url.path) == f"/image/{prompt}":
                 return request, dict(parse_qsl(url.query))
         raise LookupError(prompt)
-
-
-def _last_content(body: dict[str, Any]) -> str:
-    messages = body.get("messages") or [{}]
-    content = messages[-1].get("content")
-    return content if isinstance(content, str) else ""
-
-
-def _completion(model: str, text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-        "user_tier": "seed",
-    }
-
-
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    event = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
 def _error_body(status: int) -> dict[str, Any]:
@@ -130,7 +103,7 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/chat/completions" or not isinstance(body, dict):
                 self.send_json(404, _error_body(404))
                 return
-            content = _last_content(body)
+            content = last_content(body)
             model = body.get("model", "openai")
             verb, _, argument = content.partition(":")
             if verb == "slow":
@@ -144,7 +117,7 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 self._stream(model, verb, argument, content)
             else:
-                self.send_json(200, _completion(model, f"echo: {content}"))
+                self.send_json(200, completion(COMPLETION_ID, model, f"echo: {content}", user_tier="seed"))
 
         def do_GET(self) -> None:
             fake.requests.append(Recorded("GET", self.path, dict(self.headers.items()), None))
@@ -186,12 +159,12 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.write_chunk(_chunk(model, {"role": "assistant", "content": ""}))
+            self.write_chunk(event(COMPLETION_ID, model, {"role": "assistant", "content": ""}))
             if verb == "gate":
-                self.write_chunk(_chunk(model, {"content": "first"}))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": "first"}))
                 fake.gate(argument).wait(10)
             if verb == "cut":
-                self.write_chunk(_chunk(model, {"content": "partial"}))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": "partial"}))
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
@@ -200,8 +173,8 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             if verb == "errorevent":
                 self.write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
             for word in ("echo:", content):
-                self.write_chunk(_chunk(model, {"content": word}))
-            self.write_chunk(_chunk(model, {}, "stop"))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": word}))
+            self.write_chunk(event(COMPLETION_ID, model, {}, "stop"))
             if verb != "nodone":
                 self.write_chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
