@@ -24,9 +24,17 @@ _SIGNATURES = (
 )
 
 
-def fetch(provider: str, url: str, kind: str, *, api_key: str | None, deadline: Deadline) -> Response:
+def fetch(
+    provider: str,
+    url: str,
+    kind: str,
+    *,
+    api_key: str | None,
+    deadline: Deadline,
+    first_byte: float | None = None,
+) -> Response:
     """GET `url` and stream it on, once it is checked to be of `kind` ("image" or "video")."""
-    response = open_response(provider, "GET", url, api_key=api_key, deadline=deadline)
+    response = open_response(provider, "GET", url, api_key=api_key, deadline=deadline, first_byte=first_byte)
     content_type = response.headers.get("Content-Type", "")
     if not content_type.lower().startswith(f"{kind}/"):
         response.close()

@@ -92,13 +92,16 @@ def open_response(
     json_body: Any = None,
     deadline: Deadline | None = None,
     retries: int | None = None,
+    first_byte: float | None = None,
 ) -> httpx.Response:
     """Send a request, retrying transient failures, and return the open response once it is a success.
 
     The caller reads the body (`chunks()` bounds each read in time) and must close
     the response. Every failure is a GatewayError; a failure that survived its
     retries carries the last attempt's mapping. `retries` (default
-    `UPSTREAM_RETRIES`) is 0 for a request that must not be sent twice.
+    `UPSTREAM_RETRIES`) is 0 for a request that must not be sent twice; `first_byte`
+    (default `UPSTREAM_FIRST_BYTE_TIMEOUT`) is longer for a provider known to answer
+    only once its work is done.
     """
     current = settings()
     deadline = deadline or Deadline.start()
@@ -112,7 +115,7 @@ def open_response(
             raise UpstreamTimeout(f"{provider} was not tried: the gateway's time limit has passed.")
         timeout = httpx.Timeout(
             connect=min(current.upstream_connect_timeout, left),
-            read=min(current.upstream_first_byte_timeout, left),
+            read=min(first_byte or current.upstream_first_byte_timeout, left),
             write=min(30.0, left),
             pool=min(10.0, left),
         )

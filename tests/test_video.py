@@ -67,6 +67,19 @@ def test_pollinations_answer_that_is_not_a_video_is_a_gateway_error(
     assert_envelope(video(media_gateway, prompt), status, code)
 
 
+def test_pollinations_video_may_take_the_whole_budget_where_an_image_may_not(start_gateway) -> None:
+    gateway = start_gateway(UPSTREAM_FIRST_BYTE_TIMEOUT="1", UPSTREAM_DEADLINE="3")
+    rendered = video(gateway, "slow:1.5")
+    assert rendered.status_code == 200
+    assert rendered.headers["Content-Type"] == "video/mp4"
+    image = gateway.client.post("/api/image", json={"prompt": "slow:1.5", "model": "flux"})
+    assert_envelope(image, 504, "upstream_timeout")
+
+    started = time.monotonic()
+    assert_envelope(video(gateway, "slow:5"), 504, "upstream_timeout")
+    assert time.monotonic() - started < 4  # the deadline, not the provider, ends it
+
+
 def test_mapleai_job_goes_queued_processing_completed_then_downloads(
     media_gateway: Gateway, mapleai: FakeMapleAI
 ) -> None:

@@ -31,13 +31,21 @@ def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
 
 
 def video(model: Model, body: VideoRequest, deadline: Deadline) -> Response:
-    """A clip from the same endpoint; it takes a length and an aspect ratio, not a size."""
+    """A clip from the same endpoint; it takes a length and an aspect ratio, not a size.
+
+    Pollinations answers only once the clip is rendered, which may take minutes: the
+    answer may take the call's whole time budget, not just the first-byte timeout.
+    """
     params = {"model": model.upstream, "duration": body.duration, "aspectRatio": body.aspect_ratio}
-    return _generate(body.prompt, params, "video", deadline)
+    return _generate(body.prompt, params, "video", deadline, first_byte=deadline.left())
 
 
-def _generate(prompt: str, params: dict[str, object], kind: str, deadline: Deadline) -> Response:
+def _generate(
+    prompt: str, params: dict[str, object], kind: str, deadline: Deadline, first_byte: float | None = None
+) -> Response:
     current = settings()
     query = urlencode({**params, "nologo": "true"})
     url = f"{current.pollinations_base_url}/image/{quote(prompt, safe='')}?{query}"
-    return media.fetch(NAME, url, kind, api_key=current.pollinations_api_key, deadline=deadline)
+    return media.fetch(
+        NAME, url, kind, api_key=current.pollinations_api_key, deadline=deadline, first_byte=first_byte
+    )
