@@ -8,11 +8,11 @@ SUPABASE_URL is set, `iss` must all hold; the user is `sub`.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import TYPE_CHECKING
 
 from lib.errors import AuthenticationError, ServiceUnavailable
+from lib.instance import kept
 from lib.settings import settings
 
 if TYPE_CHECKING:
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 JWKS_TIMEOUT_SECONDS = 0.8
 ASYMMETRIC = ("RS256", "ES256")
-
-_jwks: dict[str, jwt.PyJWKClient] = {}
-_jwks_lock = threading.Lock()
 
 
 def _invalid(reason: str) -> AuthenticationError:
@@ -32,10 +29,7 @@ def _invalid(reason: str) -> AuthenticationError:
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     import jwt
 
-    with _jwks_lock:
-        if url not in _jwks:
-            _jwks[url] = jwt.PyJWKClient(url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS)
-        return _jwks[url]
+    return kept(("jwks", url), lambda: jwt.PyJWKClient(url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS))
 
 
 def _signing_key(token: str, algorithm: str) -> object:

@@ -36,6 +36,7 @@ from lib.settings import settings
 
 _MESSAGE_LIMIT = 500
 _ERROR_BODY_LIMIT = 64 * 1024
+_ANSWER_LIMIT = 64 * 1024 * 1024
 _RETRY_AFTER_LIMIT = 60  # the longest Retry-After passed on to a caller
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -56,7 +57,7 @@ class Deadline:
 
 
 @contextmanager
-def transport_errors(timed_out: str, broken: str, code: str) -> Iterator[None]:
+def _transport_errors(timed_out: str, broken: str, code: str) -> Iterator[None]:
     """Turn the HTTP client's network failures inside the block into gateway errors."""
     try:
         yield
@@ -198,7 +199,7 @@ def chunks(
     body = response.iter_bytes()
     first = True
     last = time.monotonic()
-    with transport_errors(
+    with _transport_errors(
         f"{provider} went silent mid-answer.", f"{provider} cut its answer off.", "upstream_stream_cut"
     ):
         while True:
@@ -274,11 +275,20 @@ def _h11_state(response: httpx.Response) -> Any:
 
 
 def read_body(provider: str, response: httpx.Response, deadline: Deadline) -> bytes:
-    """The whole body of a small answer (a JSON completion), bounded in time; closes the response."""
+    """The whole body of a JSON answer, bounded in time and size; closes the response.
+
+    A JSON answer may carry an image as base64, hence the generous `_ANSWER_LIMIT`;
+    past it, it is not an answer CloudGPT can use.
+    """
+    body = bytearray()
     try:
-        return b"".join(chunk for chunk in chunks(provider, response, deadline) if chunk)
+        for chunk in chunks(provider, response, deadline):
+            body += chunk or b""
+            if len(body) > _ANSWER_LIMIT:
+                raise UpstreamError(f"{provider}'s answer is too large.", code="upstream_malformed")
     finally:
         response.close()
+    return bytes(body)
 
 
 def _read_error_body(response: httpx.Response) -> bytes:

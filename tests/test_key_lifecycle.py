@@ -170,6 +170,17 @@ def files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
+def test_an_unusable_embedded_key_store_is_a_503_not_a_500(
+    start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    gateway = start_gateway(CLOUDGPT_DATA_DIR=str(blocker))
+    response = gateway.client.post("/api/chat", json=CHAT, headers={"Authorization": f"Bearer {new_key()}"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "key_store_unavailable"
+
+
 def test_the_plaintext_key_is_stored_nowhere(store: Store, request: pytest.FixtureRequest) -> None:
     token = store.token(store.new_user())
     key = store.gateway.client.post("/api/keys", json={"name": "secret"}, headers=store.auth(token)).json()[

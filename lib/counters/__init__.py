@@ -8,11 +8,10 @@ only when chosen: the Upstash client is a cold-start cost a local run never pays
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from lib.errors import ServiceUnavailable
+from lib.instance import kept
 from lib.settings import Settings
 
 
@@ -31,18 +30,6 @@ class Counters(Protocol):
         ...
 
 
-_opened: dict[Hashable, Counters] = {}
-_opened_lock = threading.Lock()
-
-
-def _once(key: Hashable, open_counters: Callable[[], Counters]) -> Counters:
-    """The process's one store for `key`, opened by the first request that needs it."""
-    with _opened_lock:  # concurrent first requests must not open (and migrate) it twice
-        if key not in _opened:
-            _opened[key] = open_counters()
-        return _opened[key]
-
-
 def counters(current: Settings) -> Counters:
     """The configured backend; on Vercel only Upstash, since an instance's disk is its own."""
     url, token = current.upstash_redis_rest_url, current.upstash_redis_rest_token
@@ -50,7 +37,9 @@ def counters(current: Settings) -> Counters:
         from lib.counters.upstash import UpstashCounters
 
         timeout = current.upstash_redis_timeout
-        return _once(("upstash", url, token, timeout), lambda: UpstashCounters(url, token, timeout))
+        return kept(
+            ("counters", "upstash", url, token, timeout), lambda: UpstashCounters(url, token, timeout)
+        )
     if current.on_vercel:
         raise ServiceUnavailable(
             "Rate limiting is not configured: on Vercel it needs Upstash Redis "
@@ -60,4 +49,4 @@ def counters(current: Settings) -> Counters:
     from lib.counters.sqlite import SqliteCounters
 
     path = current.data_dir / "limits.sqlite3"
-    return _once(("sqlite", path), lambda: SqliteCounters(path))
+    return kept(("counters", "sqlite", path), lambda: SqliteCounters(path))

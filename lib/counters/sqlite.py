@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from lib.counters import CountersUnavailable
+from lib.sqlite_file import open_sqlite
 
 
 class SqliteCounters:
@@ -31,16 +32,9 @@ class SqliteCounters:
 
     def __init__(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # One connection per process behind a lock: threads queue on the lock in
-            # microseconds instead of in SQLite's busy handler, which sleeps up to 100 ms.
-            # Other processes still wait on SQLite's own file lock (busy timeout 5 s).
-            self._connection = sqlite3.connect(
-                path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection = open_sqlite(path, self._SCHEMA)
+            # Counts are worth little after a power cut; a commit need not wait for the disk.
             self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.executescript(self._SCHEMA)
         except (sqlite3.Error, OSError) as error:
             raise CountersUnavailable() from error
         self._lock = threading.Lock()

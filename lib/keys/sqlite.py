@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from lib.keys.store import KeyStoreUnavailable, NewKey, limit_reached
+from lib.sqlite_file import open_sqlite
 
 
 class SqliteKeys:
@@ -25,20 +26,18 @@ class SqliteKeys:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per process behind a lock (as the rate-limit counters do);
-        # other processes wait on SQLite's file lock.
-        self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = open_sqlite(path, self._SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise KeyStoreUnavailable() from error
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(self._SCHEMA)
 
     def _run(self, sql: str, *args: object) -> list[tuple]:
         try:
             with self._lock:
                 return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as error:
-            raise KeyStoreUnavailable("The API key store cannot be used right now.") from error
+            raise KeyStoreUnavailable() from error
 
     def create(self, key: NewKey, max_keys: int) -> int:
         created = int(time.time())
@@ -61,7 +60,7 @@ class SqliteKeys:
                     raise
                 self._db.execute("COMMIT")
         except sqlite3.Error as error:
-            raise KeyStoreUnavailable("The API key store cannot be used right now.") from error
+            raise KeyStoreUnavailable() from error
         return created
 
     def list(self, user: str) -> list[dict[str, object]]:

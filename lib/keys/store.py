@@ -7,11 +7,11 @@ that other instances never heard of: there it is a 503 instead.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Protocol
 
 from lib.errors import BadRequest, ServiceUnavailable
+from lib.instance import kept
 from lib.settings import SettingsError, settings
 
 MAX_KEYS_PER_USER = 25
@@ -23,7 +23,12 @@ class KeyLimitReached(BadRequest):
 
 
 class KeyStoreUnavailable(ServiceUnavailable):
+    """The key store could not be used: unreachable, too slow, or failing."""
+
     code = "key_store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The API key store cannot be used right now.")
 
 
 def limit_reached() -> KeyLimitReached:
@@ -57,10 +62,6 @@ class KeyStore(Protocol):
         """The user owning the key with this hash, touching `lastUsed` if older than `touch_after` s."""
 
 
-_stores: dict[tuple[str, ...], KeyStore] = {}
-_lock = threading.Lock()
-
-
 def key_store() -> KeyStore:
     """The process's store, opened by the first request that needs it."""
     current = settings()
@@ -75,15 +76,11 @@ def key_store() -> KeyStore:
             "(SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY).",
             code="key_store_not_configured",
         )
-    where = ("supabase", url, service_key) if url and service_key else ("sqlite", str(current.data_dir))
-    with _lock:  # concurrent first requests must not open (and migrate) it twice
-        if where not in _stores:
-            if url and service_key:
-                from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
+    if url and service_key:
+        from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
 
-                _stores[where] = SupabaseKeys(url, service_key)
-            else:
-                from lib.keys.sqlite import SqliteKeys
+        return kept(("keys", "supabase", url, service_key), lambda: SupabaseKeys(url, service_key))
+    from lib.keys.sqlite import SqliteKeys
 
-                _stores[where] = SqliteKeys(current.data_dir / "keys.sqlite3")
-        return _stores[where]
+    path = current.data_dir / "keys.sqlite3"
+    return kept(("keys", "sqlite", path), lambda: SqliteKeys(path))

@@ -40,7 +40,7 @@ class SupabaseKeys:
             log.error("key store %s failed: %s %s", function, error.code, error.message)
         except httpx.HTTPError as error:
             log.error("key store %s failed: %s", function, type(error).__name__)
-        raise KeyStoreUnavailable("The API key store cannot be used right now.")
+        raise KeyStoreUnavailable()
 
     def create(self, key: NewKey, max_keys: int) -> int:
         return self._call(

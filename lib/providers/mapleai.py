@@ -23,14 +23,12 @@ from lib.errors import GatewayError, ServiceUnavailable, UpstreamError, Upstream
 from lib.providers.openai_compatible import chat_completion
 from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.settings import settings
-from lib.upstream import Deadline, chunks, open_response
+from lib.upstream import Deadline, open_response, read_body
 from lib.web import Response
 
 NAME = "mapleai"
 log = logging.getLogger("cloudgpt")
 
-# An answer carrying an image as base64 is read whole; past this it is not an image answer.
-_JSON_ANSWER_LIMIT = 64 * 1024 * 1024
 _JOB_FINAL = ("completed", "failed", "cancelled")
 _JOB_RUNNING = ("queued", "processing")
 # Polls start soon (short clips finish in seconds) and back off to spare the API.
@@ -126,14 +124,7 @@ def _call(
     response = open_response(
         NAME, method, f"{base}{path}", api_key=key, json_body=body, deadline=deadline, retries=retries
     )
-    raw = bytearray()
-    try:
-        for chunk in chunks(NAME, response, deadline):
-            raw += chunk or b""
-            if len(raw) > _JSON_ANSWER_LIMIT:
-                raise UpstreamError(f"{NAME}'s answer is too large.", code="upstream_malformed")
-    finally:
-        response.close()
+    raw = read_body(NAME, response, deadline)
     try:
         answer = json.loads(raw)
     except ValueError:

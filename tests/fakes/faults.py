@@ -117,11 +117,7 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_json(status, _error(status, self.headers.get("Authorization", "")), extra)
 
         def do_POST(self) -> None:
-            raw = self.read_body()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
+            body = self.read_json()
             fake.requests.append(Recorded(self.path, dict(self.headers.items()), body, time.monotonic()))
             if self.path != "/v1/chat/completions" or not isinstance(body, dict):
                 self._status(404)

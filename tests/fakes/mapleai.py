@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -98,8 +97,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
             self.send_json(status, {"error": {"message": message, "type": "error", "code": status}})
 
         def _record(self) -> Any:
-            raw = self.read_body()
-            body = json.loads(raw) if raw else None
+            body = self.read_json()
             fake.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
             return body
 

@@ -28,7 +28,6 @@ prompt picks the behaviour:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -94,11 +93,7 @@ def _error_body(status: int) -> dict[str, Any]:
 def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
     class Handler(FakeHandler):
         def do_POST(self) -> None:
-            raw = self.read_body()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
+            body = self.read_json()
             fake.requests.append(Recorded("POST", self.path, dict(self.headers.items()), body))
             if self.path != "/v1/chat/completions" or not isinstance(body, dict):
                 self.send_json(404, _error_body(404))

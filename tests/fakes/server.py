@@ -64,6 +64,16 @@ class FakeHandler(BaseHTTPRequestHandler):
     def read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+    def read_json(self) -> Any:
+        """The body parsed as JSON: None when empty, the raw bytes when it is not JSON."""
+        raw = self.read_body()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
     def send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:

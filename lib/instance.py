@@ -1,0 +1,24 @@
+"""What a warm instance keeps between requests: stores and clients, opened once per process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_kept: dict[Hashable, Any] = {}
+_lock = threading.Lock()
+
+
+def kept(key: Hashable, open_it: Callable[[], T]) -> T:
+    """The process's one `open_it()` for `key`, opened by the first request that needs it.
+
+    Concurrent first requests must not open (and migrate) a store twice, so opening
+    happens under a lock.
+    """
+    with _lock:
+        if key not in _kept:
+            _kept[key] = open_it()
+        return _kept[key]
