@@ -2,7 +2,8 @@
 # make test  run the whole test suite
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
-#            what key verification and the rate-limit check add on each backend
+#            what key verification and the rate-limit check add on each backend,
+#            what the OpenAI-compatible routes cost through the official SDK
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -23,6 +24,7 @@ bench:
 	.venv/bin/python bench/faults.py
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
+	.venv/bin/python bench/sdk.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt

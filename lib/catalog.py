@@ -1,9 +1,10 @@
 """The model catalog: which models exist, for which modality, behind which provider.
 
 The catalog is data (`catalog.json` beside this file); adding a model is adding an
-entry there. `upstream` is the name the provider knows the model by; `fallback`
-names another model of the same modality to try when this one's provider fails
-before answering.
+entry there. `upstream` is the name the provider knows the model by; `created`
+is when the catalog took the model in (Unix seconds); `fallback` names another
+model of the same modality to try when this one's provider fails before answering.
+Ids are unique across modalities, so `/v1/models/{id}` names one model.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Model:
     modality: str
     provider: str
     upstream: str
+    created: int
     description: str
     context_window: int | None = None
     max_duration: int | None = None
@@ -43,6 +45,11 @@ class Model:
             item["maxDuration"] = self.max_duration
         return item
 
+    def openai(self) -> dict[str, object]:
+        """The model in OpenAI's `model` shape, with CloudGPT's fields beside OpenAI's."""
+        openai = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.provider}
+        return {**openai, "modality": self.modality, **self.public()}
+
 
 def _load(path: Path) -> dict[str, dict[str, Model]]:
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -56,12 +63,14 @@ def _load(path: Path) -> dict[str, dict[str, Model]]:
                 modality=modality,
                 provider=entry["provider"],
                 upstream=entry["upstream"],
+                created=entry["created"],
                 description=entry["description"],
                 context_window=entry.get("contextWindow"),
                 max_duration=entry.get("maxDuration"),
                 fallback=entry.get("fallback"),
             )
-            if model.provider not in PROVIDERS or model.id in models:
+            taken = model.id in models or any(model.id in other for other in catalog.values())
+            if model.provider not in PROVIDERS or taken:
                 raise ValueError(f"catalog entry {modality}/{model.id} is invalid or repeated")
             models[model.id] = model
         for model in models.values():
@@ -79,12 +88,22 @@ def models(modality: str) -> list[Model]:
     return list(_CATALOG[modality].values())
 
 
+def every_model() -> list[Model]:
+    """Every model of every modality: chat, then image, then video."""
+    return [model for models in _CATALOG.values() for model in models.values()]
+
+
+def find(model_id: str) -> Model | None:
+    """The model with this id, whatever its modality."""
+    return next((model for model in every_model() if model.id == model_id), None)
+
+
 def resolve(modality: str, model_id: str) -> Model:
     """The catalog entry for `model_id`, or a 400 that says which ids exist."""
     model = _CATALOG[modality].get(model_id)
     if model is None:
-        other = next((m for m, ids in _CATALOG.items() if model_id in ids), None)
-        hint = f" (it is a {other} model)" if other else ""
+        other = find(model_id)
+        hint = f" (it is a {other.modality} model)" if other else ""
         raise BadRequest(
             f"Unknown {modality} model {model_id!r}{hint}; GET /api/models/{modality} lists them.",
             code="model_not_found",

@@ -38,7 +38,7 @@ def _pattern(source: str) -> re.Pattern[str]:
             regex += f"/(?P<{segment[1:]}>[^/]+)"
         elif segment:
             regex += "/" + re.escape(segment)
-    return re.compile(f"^{regex or '/'}/?$")
+    return re.compile(f"^{regex or '/'}/?\\Z")  # not "$", which also matches before a final newline
 
 
 def _function_route(relative: Path) -> re.Pattern[str]:
@@ -62,10 +62,11 @@ class Router:
             (_pattern(h["source"]), [(x["key"], x["value"]) for x in h["headers"]])
             for h in config.get("headers", [])
         ]
+        # As on Vercel, a file's own path wins over a `[param]` one: /api/models/chat is chat.py.
+        files = [path for path in (root / "api").rglob("*.py") if not path.name.startswith("_")]
         self.functions = [
             (_function_route(path.relative_to(root / "api")), path)
-            for path in sorted((root / "api").rglob("*.py"))
-            if not path.name.startswith("_")
+            for path in sorted(files, key=lambda path: ("[" in path.name, path))
         ]
         # public/ is listed once: a request never touches the disk to find out it is not a file.
         public = root / "public"

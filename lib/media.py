@@ -2,18 +2,21 @@
 
 A provider's file is checked to be what was asked for (an `image/*` or `video/*`
 content type) before the caller's status is sent: a 200 that carries JSON or an
-HTML page is the provider's failure (502), never a broken file handed on.
+HTML page is the provider's failure (502), never a broken file handed on. An image
+may also be answered as OpenAI's images JSON, its base64 written as it arrives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import time
+from collections.abc import Iterable, Iterator
 
 import httpx
 
 from lib.errors import UpstreamError
 from lib.upstream import Deadline, chunks, open_response
-from lib.web import Response, media_stream
+from lib.web import Response, dumps, media_stream
 
 # What a file's first bytes say it is, for providers that send an image inline.
 _SIGNATURES = (
@@ -63,3 +66,37 @@ def inline_image(provider: str, data: bytes) -> Response:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return media_stream([data], "image/webp", len(data))
     raise UpstreamError(f"{provider} sent image data in no format CloudGPT knows.", code="upstream_malformed")
+
+
+def b64_json(image: Response) -> Response:
+    """An image answer as OpenAI's `{"created", "output_format", "data": [{"b64_json"}]}`.
+
+    The JSON is written as the image's bytes arrive, so memory stays flat; a failure
+    midway drops the connection, as it does for the image itself.
+    """
+    subtype = image.headers["Content-Type"].split(";")[0].split("/")[1].strip()
+    head = dumps({"created": int(time.time()), "output_format": subtype})[:-1] + b',"data":[{"b64_json":"'
+    tail = b'"}]}'
+    headers = {**image.headers, "Content-Type": "application/json"}  # the provider's name stays
+    length = headers.pop("Content-Length", None)
+    if length is not None:
+        headers["Content-Length"] = str(len(head) + 4 * -(-int(length) // 3) + len(tail))
+    return Response(_base64_json(head, image.body, tail), image.status, headers)
+
+
+def _base64_json(head: bytes, data: Iterable[bytes], tail: bytes) -> Iterator[bytes]:
+    """`head`, then `data` in base64 (three bytes at a time, so the pieces join), then `tail`."""
+    try:
+        yield head
+        rest = b""
+        for chunk in data:
+            rest += chunk
+            whole = len(rest) - len(rest) % 3
+            if whole:
+                yield base64.b64encode(rest[:whole])
+                rest = rest[whole:]
+        yield base64.b64encode(rest) + tail
+    finally:
+        close = getattr(data, "close", None)
+        if close is not None:
+            close()

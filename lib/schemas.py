@@ -46,27 +46,55 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
 
-class Message(BaseModel):
+# A message's content: text, or a non-empty array of parts.
+Content = str | Annotated[list[ContentPart], Field(min_length=1)]
+
+
+class _Message(BaseModel):
     model_config = _STRICT
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
     name: str | None = None
+
+
+class SystemMessage(_Message):
+    role: Literal["system"]
+    content: Content
+
+
+class DeveloperMessage(_Message):
+    role: Literal["developer"]
+    content: Content
+
+
+class UserMessage(_Message):
+    role: Literal["user"]
+    content: Content
+
+
+class AssistantMessage(_Message):
+    role: Literal["assistant"]
+    content: Content | None = None
     tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
     refusal: str | None = None
 
     @model_validator(mode="after")
-    def _check_role_fields(self) -> Message:
-        if self.role == "assistant":
-            if self.content is None and not self.tool_calls:
-                raise ValueError("an assistant message needs 'content' or 'tool_calls'")
-        elif self.content is None:
-            raise ValueError(f"a {self.role} message needs 'content'")
-        if self.role == "tool" and not self.tool_call_id:
-            raise ValueError("a tool message needs 'tool_call_id'")
-        if isinstance(self.content, list) and not self.content:
-            raise ValueError("'content' as an array needs at least one part")
+    def _says_something(self) -> AssistantMessage:
+        if self.content is None and not self.tool_calls:
+            raise ValueError("an assistant message needs 'content' or 'tool_calls'")
         return self
+
+
+class ToolMessage(_Message):
+    role: Literal["tool"]
+    content: Content
+    tool_call_id: str = Field(min_length=1)
+
+
+# Which fields a message has depends on its role, as in OpenAI's API.
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage,
+    Field(discriminator="role"),
+]
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class FunctionTool(BaseModel):
@@ -135,15 +163,13 @@ class ChatRequest(BaseModel):
         return body
 
 
-class _MediaRequest(BaseModel):
-    """What image and video requests share: a prompt for a catalog model."""
+class _PromptRequest(BaseModel):
+    """What every media request has: a prompt for a catalog model."""
 
     model_config = _STRICT
     # A Pollinations prompt travels in the URL path; 2000 characters keep that URL sane.
     prompt: str = Field(min_length=1, max_length=2000)
     model: str
-    width: int  # each request type sets its own default and bounds
-    height: int
 
     @field_validator("prompt")
     @classmethod
@@ -152,18 +178,59 @@ class _MediaRequest(BaseModel):
             raise ValueError("the prompt must not be blank")
         return prompt
 
+
+class _MediaRequest(_PromptRequest):
+    """Image and video requests of CloudGPT's own shape: a prompt and a size in pixels."""
+
+    width: int  # each request type sets its own default and bounds
+    height: int
+
     @property
     def size(self) -> str:
         """`WxH`, the way OpenAI-style APIs take a size."""
         return f"{self.width}x{self.height}"
 
 
+IMAGE_SIDE = (64, 2048)  # pixels, the least and the most an image side may be
+
+
 class ImageRequest(_MediaRequest):
     """POST /api/image: one image from a prompt."""
 
-    width: int = Field(1024, ge=64, le=2048)
-    height: int = Field(1024, ge=64, le=2048)
+    width: int = Field(1024, ge=IMAGE_SIDE[0], le=IMAGE_SIDE[1])
+    height: int = Field(1024, ge=IMAGE_SIDE[0], le=IMAGE_SIDE[1])
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+
+class ImageGenerationRequest(_PromptRequest):
+    """POST /v1/images/generations: OpenAI's image request, for one image as base64.
+
+    CloudGPT keeps no images to link to, so `b64_json` is the only (and default)
+    `response_format`, and `n` is 1.
+    """
+
+    n: Literal[1] = 1
+    size: str = Field(
+        "1024x1024",
+        pattern=r"^([0-9]{1,5}x[0-9]{1,5}|auto)$",
+        description=f"`WxH` in pixels, each side {IMAGE_SIDE[0]} to {IMAGE_SIDE[1]}; `auto` is 1024x1024.",
+    )
+    response_format: Literal["b64_json"] = "b64_json"
+    user: str | None = Field(None, max_length=256)
+
+    @field_validator("size")
+    @classmethod
+    def _within_bounds(cls, size: str) -> str:
+        if size == "auto":
+            return "1024x1024"
+        if not all(IMAGE_SIDE[0] <= int(side) <= IMAGE_SIDE[1] for side in size.split("x")):
+            raise ValueError(f"each side must be {IMAGE_SIDE[0]} to {IMAGE_SIDE[1]} pixels, as in 1024x1024")
+        return size
+
+    def image_request(self) -> ImageRequest:
+        """The same image asked for in CloudGPT's own shape."""
+        width, height = (int(side) for side in self.size.split("x"))
+        return ImageRequest(prompt=self.prompt, model=self.model, width=width, height=height)
 
 
 class VideoRequest(_MediaRequest):
@@ -192,4 +259,10 @@ class CreateKeyRequest(BaseModel):
     """POST /api/keys: an optional name, 1 to 100 characters once trimmed."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
-    name: str = Field(None, min_length=1, max_length=100)  # absent: the default name
+    name: str = Field(
+        None,  # absent: the default name; null is refused
+        min_length=1,
+        max_length=100,
+        description='Absent: "Default key".',
+        json_schema_extra=lambda schema: schema.pop("default"),
+    )

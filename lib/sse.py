@@ -59,10 +59,10 @@ def _events(provider: str, lines: Iterator[bytes | None]) -> Iterator[bytes]:
         try:
             chunk = json.loads(data)
         except ValueError:
-            raise UpstreamError(
-                f"{provider} sent a malformed stream event.", code="upstream_malformed"
-            ) from None
-        if isinstance(chunk, dict) and "error" in chunk:
+            chunk = None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"{provider} sent a malformed stream event.", code="upstream_malformed")
+        if "error" in chunk:
             raise UpstreamError(f"{provider} failed mid-stream.", code="upstream_stream_error")
         yield b"data: " + data + b"\n\n"
     raise UpstreamError(f"{provider} ended the stream without [DONE].", code="upstream_stream_incomplete")

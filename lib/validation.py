@@ -8,15 +8,17 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from lib.errors import BadRequest
+from lib.schemas import MESSAGE_ROLES
 from lib.settings import settings
 from lib.web import Request
 
 M = TypeVar("M", bound=BaseModel)
 
 # Our fields are snake_case; pydantic names union branches in an error's location
-# by their type ("str", "list[ContentPart]", "NamedToolChoice", "literal[...]").
+# by their type ("str", "list[ContentPart]", "NamedToolChoice", "literal[...]"), and
+# the branches of a union told apart by a field by that field's value (a message's role).
 _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
-_BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
+_BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list", *MESSAGE_ROLES}
 
 
 def parse_body(request: Request, schema: type[M], *, optional: bool = False) -> M:
@@ -58,6 +60,7 @@ def _bad_request(error: ValidationError) -> BadRequest:
         )
     if kind == "model_type" and not first["loc"]:
         return BadRequest("Request body must be a JSON object.", code="invalid_json")
+    problems = [_name_discriminator(problem) for problem in problems]
     # The most specific problem; union branches failing at one place are reported together.
     deepest = max(problems, key=lambda p: len(_field_path(p["loc"])))
     field = _field_path(deepest["loc"])
@@ -65,5 +68,18 @@ def _bad_request(error: ValidationError) -> BadRequest:
         return BadRequest(f"Unknown field '{field}'.", code="unknown_field", param=field)
     if deepest["type"] == "missing":
         return BadRequest(f"'{field}' is required.", code="missing_field", param=field)
-    messages = dict.fromkeys(p["msg"] for p in problems if _field_path(p["loc"]) == field)
+    # A validator's own ValueError reads "Value error, <its text>": the text is the message.
+    messages = dict.fromkeys(
+        p["msg"].removeprefix("Value error, ") for p in problems if _field_path(p["loc"]) == field
+    )
     return BadRequest(f"Invalid '{field}': {' or '.join(messages)}.", code="invalid_value", param=field)
+
+
+def _name_discriminator(problem: dict) -> dict:
+    """A missing or unknown `role` is reported at the field itself, like any other field."""
+    if problem["type"] not in ("union_tag_not_found", "union_tag_invalid"):
+        return problem
+    loc = (*problem["loc"], problem["ctx"]["discriminator"].strip("'"))
+    if problem["type"] == "union_tag_not_found":
+        return {**problem, "loc": loc, "type": "missing"}
+    return {**problem, "loc": loc, "msg": f"Input should be one of {problem['ctx']['expected_tags']}"}

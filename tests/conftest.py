@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.postgres",
     "tests.key_stores",
     "tests.upstash_fixtures",
+    "tests.api_fixtures",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

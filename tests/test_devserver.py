@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from lib.devserver import Router
 
 ECHO = """
 import json
+from fnmatch import fnmatch
 from urllib.parse import parse_qsl
 
 def app(environ, start_response):
@@ -27,7 +29,7 @@ def app(environ, start_response):
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
-    for name in ("hello.py", "keys/index.py", "keys/[id].py", "_private.py"):
+    for name in ("hello.py", "keys/index.py", "keys/[id].py", "keys/mine.py", "_private.py"):
         (tmp_path / "api" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "api" / name).write_text(ECHO)
     (tmp_path / "public").mkdir()
@@ -58,6 +60,17 @@ def test_index_serves_its_folder_and_brackets_become_query_parameters(site: str)
     assert body["query"] == {"id": "key_abc"}
 
 
+def test_a_files_own_path_wins_over_a_bracketed_one(site: str) -> None:
+    assert httpx.get(f"{site}/api/keys/mine").json()["file"] == "keys/mine.py"
+    assert httpx.get(f"{site}/api/keys/mine2").json()["file"] == "keys/[id].py"
+
+
+def test_a_final_newline_is_part_of_the_path(site: str) -> None:
+    body = httpx.get(f"{site}/api/keys/%0A").json()
+    assert (body["file"], body["query"]) == ("keys/[id].py", {"id": "\n"})
+    assert httpx.get(f"{site}/api/hello%0A").status_code == 404
+
+
 def test_rewrites_and_headers_from_vercel_json_apply(site: str) -> None:
     response = httpx.get(f"{site}/v1/keys/key_9?extra=1")
     assert response.json() == {
@@ -76,3 +89,19 @@ def test_static_files_underscored_modules_and_traversal(site: str) -> None:
     assert httpx.get(f"{site}/api/_private").status_code == 404
     assert httpx.get(f"{site}/../vercel.json").status_code == 404
     assert httpx.get(f"{site}/api/nope").json()["error"]["code"] == "route_not_found"
+
+
+def test_vercel_json_gives_every_function_a_time_limit() -> None:
+    root = Path(__file__).resolve().parent.parent
+    functions = json.loads((root / "vercel.json").read_text())["functions"]
+    for file in (root / "api").rglob("*.py"):
+        name = str(file.relative_to(root))
+        limits = [config["maxDuration"] for glob, config in functions.items() if fnmatch(name, glob)]
+        assert len(limits) == 1, name
+        # A provider may take minutes; everything else answers from the catalog or the key store.
+        expected = (
+            300
+            if name in ("api/chat.py", "api/image.py", "api/images/generations.py", "api/video.py")
+            else 10
+        )
+        assert limits[0] == expected, name

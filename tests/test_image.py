@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 import subprocess
@@ -71,6 +72,15 @@ def test_pollinations_gets_the_prompt_in_its_path_and_the_server_credential(
     assert sent.path.startswith("/image/A%20futuristic%20city%20at%20night?")
     assert sent.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert query == {"model": "flux", "width": "1024", "height": "1024", "nologo": "true"}
+
+
+@pytest.mark.parametrize("prompt", [".", ".."])
+def test_a_prompt_that_looks_like_a_dot_segment_reaches_pollinations_whole(
+    media_gateway: Gateway, upstream: FakePollinations, prompt: str
+) -> None:
+    assert image(media_gateway, prompt).status_code == 200
+    sent, _ = upstream.received_media(prompt)
+    assert sent.path.startswith("/image/%2E")
 
 
 def test_pollinations_image_carries_type_length_limits_and_provider(
@@ -251,3 +261,26 @@ def test_get_on_the_image_route_is_a_405(media_gateway: Gateway) -> None:
     response = media_gateway.client.get("/api/image")
     assert_envelope(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("verb", ["big", "chunked"])
+def test_images_generations_streams_a_large_image_as_exact_base64(media_gateway: Gateway, verb: str) -> None:
+    size = 3 * 1024 * 1024 + 1  # not a multiple of three, nor of the chunk size
+    response = media_gateway.client.post(
+        "/v1/images/generations", json={"model": "flux", "prompt": f"{verb}:{size}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["X-CloudGPT-Provider"] == "pollinations"
+    if verb == "big":
+        assert int(response.headers["Content-Length"]) == len(response.content)
+    else:
+        assert "Content-Length" not in response.headers
+    image = base64.b64decode(response.json()["data"][0]["b64_json"], validate=True)
+    assert hashlib.sha256(image).hexdigest() == files.digest(size)
+
+
+def test_images_generations_cut_midway_is_a_visibly_short_body(media_gateway: Gateway) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        media_gateway.client.post(
+            "/v1/images/generations", json={"model": "flux", "prompt": f"cut:{TWELVE_MIB}"}
+        )

@@ -45,7 +45,9 @@ def _generate(
 ) -> Response:
     current = settings()
     query = urlencode({**params, "nologo": "true"})
-    url = f"{current.pollinations_base_url}/image/{quote(prompt, safe='')}?{query}"
+    # "." and ".." would be read as dot-segments and dropped from the path: they travel as %2E.
+    segment = quote(prompt, safe="") if prompt not in (".", "..") else prompt.replace(".", "%2E")
+    url = f"{current.pollinations_base_url}/image/{segment}?{query}"
     return media.fetch(
         NAME, url, kind, api_key=current.pollinations_api_key, deadline=deadline, first_byte=first_byte
     )

@@ -1,5 +1,6 @@
-"""A fake MapleAI on loopback: its image and video endpoints, as `reference/mapleai-endpoints.json` has them.
+"""A fake MapleAI on loopback: its endpoints, as `reference/mapleai-endpoints.json` has them.
 
+    POST /v1/chat/completions                   an echo of the last message, as JSON or SSE
     POST /v1/images/generations                 {"created", "data": [{"b64_json"} | {"url"}]}
     POST /v1/video/generations                  a job: {"id", "object", "status": "queued", ...}
     GET  /v1/video/generations/{id}             the job; each poll moves it one step on
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fakes import files
+from tests.fakes.openai_chat import completion, event, last_content
 from tests.fakes.pollinations import Recorded
 from tests.fakes.server import FakeHandler, LoopbackFake
 
@@ -112,7 +114,9 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
             if not self._authorized():
                 return
             parts = self.path.strip("/").split("/")
-            if self.path == "/v1/images/generations":
+            if self.path == "/v1/chat/completions":
+                self._chat(body)
+            elif self.path == "/v1/images/generations":
                 self._image(body)
             elif self.path == "/v1/video/generations":
                 self._create(body)
@@ -144,6 +148,16 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
                 self.send_json(200, job.public())
             else:
                 self._error(404, "Not found")
+
+        def _chat(self, body: dict[str, Any]) -> None:
+            model, text = body.get("model", ""), f"echo: {last_content(body)}"
+            if not body.get("stream"):
+                self.send_json(200, completion("chatcmpl-maple", model, text))
+                return
+            deltas = [{"role": "assistant", "content": ""}, {"content": text}]
+            events = [event("chatcmpl-maple", model, delta) for delta in deltas]
+            events += [event("chatcmpl-maple", model, {}, "stop"), b"data: [DONE]\n\n"]
+            self.send(200, b"".join(events), "text/event-stream")
 
         def _image(self, body: dict[str, Any]) -> None:
             verb, _, argument = str(body.get("prompt")).partition(":")

@@ -1,0 +1,418 @@
+"""The OpenAPI 3.1 document of every route, built from the models the routes validate with.
+
+Request bodies are the pydantic models of `lib.schemas`, so the document cannot say
+other than what the routes accept; `model` lists the catalog's ids. The answers'
+shapes are the models below. Only GET /api/openapi.json imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from lib import catalog
+from lib.schemas import ChatRequest, CreateKeyRequest, ImageGenerationRequest, ImageRequest, VideoRequest
+
+_REF = "#/components/schemas/{model}"
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong, in a sentence meant for a person.")
+    type: Literal["invalid_request_error", "authentication_error", "rate_limit_error", "api_error"]
+    code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
+    param: str | None = Field(description="The request field at fault, when there is one.")
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error, CloudGPT's or a provider's: OpenAI's own error shape."""
+
+    error: ErrorDetail
+
+
+class ChatChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int | None = None
+    message: dict[str, Any] | None = Field(None, description="`{role, content, tool_calls?}`.")
+    finish_reason: str | None = None
+
+
+class _ProviderObject(BaseModel):
+    """What OpenAI's chat objects carry, as the provider made them: its fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    object: str | None = None
+    created: int | None = None
+    model: str | None = Field(None, description="The name the provider answered with.")
+
+
+class ChatCompletion(_ProviderObject):
+    """OpenAI's `chat.completion`; `choices` is always there."""
+
+    choices: list[ChatChoice]
+    usage: dict[str, Any] | None = None
+
+
+class ChatCompletionChunk(_ProviderObject):
+    """OpenAI's `chat.completion.chunk`: one streamed event's data."""
+
+    choices: list[dict[str, Any]] | None = Field(None, description="`[{index, delta, finish_reason}]`.")
+
+
+class ImageData(BaseModel):
+    b64_json: str = Field(description="The image's bytes in base64.")
+
+
+class ImagesResponse(BaseModel):
+    """OpenAI's images answer: one image, inline."""
+
+    created: int
+    output_format: str = Field(description="The image's format: `png`, `jpeg`, `webp`, ...")
+    data: list[ImageData] = Field(min_length=1, max_length=1)
+
+
+class CatalogModel(BaseModel):
+    """A model as `GET /api/models/<modality>` lists it."""
+
+    id: str
+    name: str
+    provider: Literal[catalog.PROVIDERS]  # type: ignore[valid-type]
+    description: str
+    contextWindow: int | None = Field(None, description="Chat models: tokens of context.")
+    maxDuration: int | None = Field(None, description="Video models: the longest clip, in seconds.")
+
+
+class CatalogModelList(BaseModel):
+    object: Literal["list"]
+    data: list[CatalogModel]
+
+
+class OpenAIModel(CatalogModel):
+    """A model in OpenAI's `model` shape, CloudGPT's fields beside OpenAI's."""
+
+    object: Literal["model"]
+    created: int = Field(description="When the catalog took the model in (Unix seconds).")
+    owned_by: Literal[catalog.PROVIDERS]  # type: ignore[valid-type]
+    modality: Literal["chat", "image", "video"]
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"]
+    data: list[OpenAIModel]
+
+
+class CreatedKey(BaseModel):
+    id: str
+    key: str = Field(description="The key itself (`cgpt_...`): shown this once, never again.")
+    name: str
+    created: int
+
+
+class KeyInfo(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, e.g. `cgpt_AbCd...`.")
+    created: int
+    lastUsed: int | None
+
+
+class KeyList(BaseModel):
+    data: list[KeyInfo]
+
+
+class DeletedKey(BaseModel):
+    deleted: Literal[True]
+    id: str
+
+
+_ERRORS = {
+    400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
+    401: "The key (or access token) is missing, malformed, unknown or revoked.",
+    404: "No such resource.",
+    413: "The body is larger than the route accepts.",
+    429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
+    502: "The provider answered with an error or with something unusable.",
+    503: "A provider or backend is unavailable or not configured.",
+    504: "The provider did not answer in time.",
+}
+_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-Id": {
+        "description": "This request's id; quote it when reporting a problem.",
+        "schema": {"type": "string", "pattern": "^req_[0-9a-f]{24}$"},
+    },
+    "X-RateLimit-Limit": {
+        "description": "Requests allowed in the current minute.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Requests left in the current minute (absent when unchecked).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When the current minute's window ends (Unix seconds).",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Status": {
+        "description": "`unchecked` when the counters could not be reached and the request was served anyway.",
+        "schema": {"type": "string", "enum": ["unchecked"]},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "X-CloudGPT-Provider": {
+        "description": "The provider that answered, or that failed.",
+        "schema": {"type": "string", "enum": list(catalog.PROVIDERS)},
+    },
+}
+_SECURITY = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "A CloudGPT API key (`cgpt_...`). On /api/keys, a Supabase Auth access token works too."
+        ),
+    }
+}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A success: its status, media types (a pydantic model for JSON) and description."""
+
+    description: str
+    content: dict[str, type[BaseModel] | dict[str, Any]]
+    status: int = 200
+
+
+def _json(model: type[BaseModel], description: str, status: int = 200) -> _Answer:
+    return _Answer(description, {"application/json": model}, status)
+
+
+def _binary(media_type: str, description: str) -> _Answer:
+    return _Answer(description, {media_type: {"type": "string", "format": "binary"}})
+
+
+@dataclass(frozen=True)
+class _Operation:
+    method: str
+    paths: tuple[str, ...]  # the route, then the OpenAI-compatible paths served by the same code
+    summary: str
+    tag: str
+    answer: _Answer
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    auth: Literal["none", "optional", "required"] = "none"
+    limited: bool = False  # counted against a per-minute rate limit
+    provider: bool = False  # answered by a provider
+    errors: tuple[int, ...] = ()
+
+
+_PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
+_KEY_ERRORS = (401, 503)
+
+# One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
+_CHAT_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "anyOf": [
+                            {"$ref": _REF.format(model="ChatCompletionChunk")},
+                            {"$ref": _REF.format(model="ErrorEnvelope")},
+                        ]
+                    },
+                },
+            ]
+        }
+    },
+}
+_CHAT_ANSWER = _Answer(
+    "A `chat.completion`; with `stream: true` a `text/event-stream` of `data: {chat.completion.chunk}` "
+    "events ending in `data: [DONE]` (a failure after the first event arrives as a last "
+    '`data: {"error": ...}` event, and no `[DONE]`).',
+    {"application/json": ChatCompletion, "text/event-stream": _CHAT_EVENT},
+)
+
+
+def _provided(
+    paths: tuple[str, ...], summary: str, tag: str, answer: _Answer, body: type[BaseModel]
+) -> _Operation:
+    """A route a provider answers: a key is optional, it is rate limited, it can fail upstream."""
+    return _Operation(
+        "post",
+        paths,
+        summary,
+        tag,
+        answer,
+        body,
+        auth="optional",
+        limited=True,
+        provider=True,
+        errors=_PROVIDER_ERRORS,
+    )
+
+
+_OPERATIONS = (
+    _provided(("/api/chat", "/v1/chat/completions"), "Create a chat completion", "Chat", _CHAT_ANSWER, ChatRequest),
+    _provided(
+        ("/api/image",), "Generate an image", "Images",
+        _binary("image/*", "The image's bytes, streamed as they arrive."), ImageRequest,
+    ),
+    _provided(
+        ("/api/images/generations", "/v1/images/generations"), "Generate an image as base64 JSON", "Images",
+        _json(ImagesResponse, "The image in base64, written as it arrives."), ImageGenerationRequest,
+    ),
+    _provided(
+        ("/api/video",), "Generate a video", "Videos",
+        _binary("video/*", "The clip's bytes (`video/mp4`), streamed as they arrive."), VideoRequest,
+    ),
+    _Operation(
+        "get", ("/api/models", "/v1/models"), "List every model", "Models",
+        _json(OpenAIModelList, "Every model of every modality, in OpenAI's list shape."),
+    ),
+    _Operation(
+        "get", ("/api/models/{id}", "/v1/models/{id}"), "Retrieve a model", "Models",
+        _json(OpenAIModel, "The model."), errors=(404,),
+    ),
+    *(
+        _Operation(
+            "get", (f"/api/models/{modality}",), f"List the {modality} models", "Models",
+            _json(CatalogModelList, f"The catalog's {modality} models."),
+        )
+        for modality in ("chat", "image", "video")
+    ),
+    _Operation(
+        "get", ("/api/keys",), "List your API keys", "Keys",
+        _json(KeyList, "The caller's keys, newest first."), auth="required", errors=_KEY_ERRORS,
+    ),
+    _Operation(
+        "post", ("/api/keys",), "Create an API key", "Keys",
+        _json(CreatedKey, "The new key: the only time it is shown.", status=201),
+        CreateKeyRequest, body_required=False, auth="required", errors=(400, 413, *_KEY_ERRORS),
+    ),
+    _Operation(
+        "delete", ("/api/keys/{id}",), "Revoke an API key", "Keys",
+        _json(DeletedKey, "The key is revoked."), auth="required", errors=(404, *_KEY_ERRORS),
+    ),
+    _Operation(
+        "get", ("/api/openapi.json",), "This document", "Meta",
+        _Answer("The OpenAPI 3.1 document.", {"application/json": {"type": "object"}}),
+    ),
+)  # fmt: skip
+
+_BODIES = {
+    ChatRequest: "chat",
+    ImageRequest: "image",
+    ImageGenerationRequest: "image",
+    VideoRequest: "video",
+    CreateKeyRequest: None,
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole document, built once per process."""
+    answer_models = {
+        content
+        for operation in _OPERATIONS
+        for content in operation.answer.content.values()
+        if isinstance(content, type)
+    }
+    refs, defs = models_json_schema(
+        [(model, "validation") for model in [*_BODIES, *sorted(answer_models, key=lambda m: m.__name__)]]
+        + [(ErrorEnvelope, "validation"), (ChatCompletionChunk, "validation")],
+        ref_template=_REF,
+    )
+    schemas = defs["$defs"]
+    for model, modality in _BODIES.items():
+        if modality is not None:  # the catalog's ids, so a client can offer them
+            schemas[model.__name__]["properties"]["model"]["enum"] = [m.id for m in catalog.models(modality)]
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in _OPERATIONS:
+        for path in operation.paths:
+            paths.setdefault(path, {})[operation.method] = _operation(operation, path, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CloudGPT",
+            "version": "1.0",
+            "description": (
+                "One API key, one error format and one set of rate limits in front of several AI "
+                "providers, for chat, image and video generation. The /v1 routes are OpenAI-compatible: "
+                "point an OpenAI SDK's base URL at `<host>/v1`."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY},
+    }
+
+
+def _operation(operation: _Operation, path: str, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    answer = operation.answer
+    item: dict[str, Any] = {
+        "operationId": operation.method
+        + re.sub(r"[^a-z0-9]+", "_", path).rstrip("_"),  # post_v1_chat_completions
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "responses": {
+            str(answer.status): {
+                "description": answer.description,
+                "headers": _headers(operation, answer.status),
+                "content": {
+                    media_type: {
+                        "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                    }
+                    for media_type, schema in answer.content.items()
+                },
+            },
+            **{
+                str(status): {
+                    "description": _ERRORS[status],
+                    "headers": _headers(operation, status),
+                    "content": {"application/json": {"schema": refs[(ErrorEnvelope, "validation")]}},
+                }
+                for status in operation.errors
+            },
+        },
+    }
+    if operation.body is not None:
+        item["requestBody"] = {
+            "required": operation.body_required,
+            "content": {"application/json": {"schema": refs[(operation.body, "validation")]}},
+        }
+    if "{id}" in path:
+        ids = {"enum": [model.id for model in catalog.every_model()]} if operation.tag == "Models" else {}
+        item["parameters"] = [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string", **ids}}
+        ]
+    if operation.auth == "required":
+        item["security"] = [{"bearer": []}]
+    elif operation.auth == "optional":
+        item["security"] = [{}, {"bearer": []}]  # without a key: the anonymous limits, per IP
+    return item
+
+
+def _headers(operation: _Operation, status: int) -> dict[str, Any]:
+    """The headers a response carries; the ones it always carries are `required`."""
+    names: dict[str, bool] = {"X-Request-Id": True}
+    if operation.limited and status != 401:  # a refused key is refused before it is counted
+        always = status in (200, 429)
+        names |= {"X-RateLimit-Limit": always, "X-RateLimit-Reset": always}
+        names |= {"X-RateLimit-Remaining": False, "X-RateLimit-Status": False}
+    if status == 429:
+        names["Retry-After"] = True
+    if operation.provider and status in (200, 502, 503, 504):
+        names["X-CloudGPT-Provider"] = status == 200
+    return {name: {**_HEADERS[name], "required": required} for name, required in names.items()}

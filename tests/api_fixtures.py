@@ -1,0 +1,64 @@
+"""Fixtures for the whole public surface: a gateway in front of both fakes with no limit in the way, a key for it.
+
+The generated requests of tests/test_api_properties.py are counted here, by
+operation and status, and the count is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+import jwt
+import pytest
+
+from tests.conftest import Gateway
+from tests.fakes.mapleai import FakeMapleAI
+from tests.key_stores import JWT_SECRET
+from tests.mapleai_fixtures import JOB_BUDGET, MAPLEAI_KEY
+
+CASES: defaultdict[str, Counter[int]] = defaultdict(Counter)
+
+UNLIMITED = {
+    f"RATE_LIMIT_{modality}_{caller}": "1000000"
+    for modality in ("CHAT", "IMAGE", "VIDEO")
+    for caller in ("ANONYMOUS", "AUTHENTICATED")
+}
+
+
+def issue_key(gateway: Gateway) -> str:
+    """A new user's first API key, created through POST /api/keys with an access token."""
+    claims = {"sub": str(uuid.uuid4()), "aud": "authenticated", "exp": int(time.time()) + 3600}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    response = gateway.client.post("/api/keys", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 201, response.text
+    return response.json()["key"]
+
+
+@pytest.fixture(scope="session")
+def open_gateway(start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -> Gateway:
+    return start_gateway(
+        MAPLEAI_BASE_URL=mapleai.url,
+        MAPLEAI_API_KEY=MAPLEAI_KEY,
+        SUPABASE_JWT_SECRET=JWT_SECRET,
+        VIDEO_JOB_TIMEOUT=str(JOB_BUDGET),
+        UPSTREAM_BACKOFF="0.01",
+        **UNLIMITED,
+    )
+
+
+@pytest.fixture(scope="session")
+def api_key(open_gateway: Gateway) -> str:
+    return issue_key(open_gateway)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not CASES:
+        return
+    total = sum(sum(statuses.values()) for statuses in CASES.values())
+    terminalreporter.section(f"generated requests: {total} over {len(CASES)} operations")
+    for operation, statuses in sorted(CASES.items()):
+        counts = ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items()))
+        terminalreporter.write_line(f"{operation:<40} {sum(statuses.values()):>5}  ({counts})")
