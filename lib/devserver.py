@@ -2,7 +2,8 @@
 
 `python -m lib.devserver` (what `make dev` runs) maps each `api/**/*.py` file to
 its path (`index.py` to its folder, `[name]` segments passed as query parameters),
-applies `vercel.json`'s rewrites and headers, serves `public/` as static files,
+serves `public/` as static files, applies `vercel.json`'s rewrites where no file
+matches (the function still sees the path asked for) and its headers,
 and serves requests concurrently (a thread each, keep-alive connections) with
 streamed bodies flushed chunk by chunk as they are produced.
 """
@@ -92,7 +93,8 @@ class Router:
                 self._apps[path] = module.app
             return self._apps[path]
 
-    def _rewrite(self, path: str, query: str) -> tuple[str, str]:
+    def _rewrite(self, path: str, query: str) -> tuple[str, str] | None:
+        """The first rewrite's destination and query (the rewrite's parameters join it), if one matches."""
         for pattern, destination in self.rewrites:
             match = pattern.match(path)
             if match:
@@ -102,8 +104,22 @@ class Router:
                 new_path, _, new_query = destination.partition("?")
                 merged = dict(parse_qsl(query, keep_blank_values=True))
                 merged.update(parse_qsl(new_query, keep_blank_values=True))
+                merged.update(params)
                 return new_path, urlencode(merged)
-        return path, query
+        return None
+
+    def _find(self, path: str, query: str) -> tuple[Path, str] | None:
+        """The file of public/ or function of api/ serving `path`, and the query it gets."""
+        static = self.static.get(path)
+        if static is not None:
+            return static, query
+        for pattern, file in self.functions:
+            match = pattern.match(path)
+            if match:
+                params = dict(parse_qsl(query, keep_blank_values=True))
+                params.update({k: v for k, v in match.groupdict().items() if v is not None})
+                return file, urlencode(params)
+        return None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         original = environ.get("PATH_INFO", "/")
@@ -115,18 +131,18 @@ class Router:
                 status, headers + [h for h in extra if h[0].lower() not in present], exc_info
             )
 
-        path, query = self._rewrite(original, environ.get("QUERY_STRING", ""))
-        static = self.static.get(path)
-        if static is not None:
-            return self._serve_file(static, respond)
-        for pattern, file in self.functions:
-            match = pattern.match(path)
-            if match:
-                params = dict(parse_qsl(query, keep_blank_values=True))
-                params.update({k: v for k, v in match.groupdict().items() if v is not None})
-                environ = {**environ, "PATH_INFO": path, "QUERY_STRING": urlencode(params)}
-                return self._load(file)(environ, respond)
-        return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
+        # As on Vercel: the files first (public/, then api/), the rewrites only after them. A
+        # rewritten request keeps the path the client asked for.
+        query = environ.get("QUERY_STRING", "")
+        found = self._find(original, query)
+        if found is None and (rewritten := self._rewrite(original, query)):
+            found = self._find(*rewritten)
+        if found is None:
+            return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
+        file, query = found
+        if file.is_relative_to(self.root / "public"):
+            return self._serve_file(file, respond)
+        return self._load(file)({**environ, "QUERY_STRING": query}, respond)
 
     def _serve_file(self, file: Path, respond: Callable[..., Any]) -> Iterable[bytes]:
         body = file.read_bytes()

@@ -215,7 +215,7 @@ class ImageGenerationRequest(_PromptRequest):
         pattern=r"^([0-9]{1,5}x[0-9]{1,5}|auto)$",
         description=f"`WxH` in pixels, each side {IMAGE_SIDE[0]} to {IMAGE_SIDE[1]}; `auto` is 1024x1024.",
     )
-    response_format: Literal["b64_json"] = "b64_json"
+    response_format: str = Field("b64_json", json_schema_extra={"enum": ["b64_json"]})
     user: str | None = Field(None, max_length=256)
 
     @field_validator("size")
@@ -226,6 +226,13 @@ class ImageGenerationRequest(_PromptRequest):
         if not all(IMAGE_SIDE[0] <= int(side) <= IMAGE_SIDE[1] for side in size.split("x")):
             raise ValueError(f"each side must be {IMAGE_SIDE[0]} to {IMAGE_SIDE[1]} pixels, as in 1024x1024")
         return size
+
+    @field_validator("response_format")
+    @classmethod
+    def _inline_only(cls, response_format: str) -> str:
+        if response_format != "b64_json":
+            raise ValueError("only 'b64_json' is offered: CloudGPT keeps no images, so it has no URL to give")
+        return response_format
 
     def image_request(self) -> ImageRequest:
         """The same image asked for in CloudGPT's own shape."""

@@ -136,6 +136,7 @@ def test_stream_forwards_each_chunk_before_the_upstream_finishes(
         ("cut", "upstream_stream_cut"),
         ("nodone", "upstream_stream_incomplete"),
         ("malformed", "upstream_malformed"),
+        ("scalar", "upstream_malformed"),
         ("errorevent", "upstream_stream_error"),
     ],
 )

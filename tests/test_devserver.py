@@ -38,6 +38,7 @@ def site(tmp_path: Path) -> Iterator[str]:
         "rewrites": [
             {"source": "/v1/keys/:id", "destination": "/api/keys/:id?via=rewrite"},
             {"source": "/old/:rest*", "destination": "/api/hello"},
+            {"source": "/api/keys/mine", "destination": "/api/hello"},
         ],
         "headers": [{"source": "/api/:path*", "headers": [{"key": "X-Site", "value": "test"}]}],
     }))  # fmt: skip
@@ -65,6 +66,10 @@ def test_a_files_own_path_wins_over_a_bracketed_one(site: str) -> None:
     assert httpx.get(f"{site}/api/keys/mine2").json()["file"] == "keys/[id].py"
 
 
+def test_a_file_wins_over_a_rewrite_of_its_path(site: str) -> None:
+    assert httpx.get(f"{site}/api/keys/mine").json()["file"] == "keys/mine.py"
+
+
 def test_a_final_newline_is_part_of_the_path(site: str) -> None:
     body = httpx.get(f"{site}/api/keys/%0A").json()
     assert (body["file"], body["query"]) == ("keys/[id].py", {"id": "\n"})
@@ -73,12 +78,13 @@ def test_a_final_newline_is_part_of_the_path(site: str) -> None:
 
 def test_rewrites_and_headers_from_vercel_json_apply(site: str) -> None:
     response = httpx.get(f"{site}/v1/keys/key_9?extra=1")
+    # Like Vercel, a rewritten request keeps its path; the rewrite's parameters join the query.
     assert response.json() == {
         "file": "keys/[id].py",
-        "path": "/api/keys/key_9",
+        "path": "/v1/keys/key_9",
         "query": {"extra": "1", "via": "rewrite", "id": "key_9"},
     }
-    assert httpx.get(f"{site}/old/a/b/c").json()["file"] == "hello.py"
+    assert httpx.get(f"{site}/old/a/b/c").json()["query"] == {"rest": "a/b/c"}
     # Like Vercel, header rules match the path the client asked for, before rewrites.
     assert "X-Site" not in response.headers
     assert httpx.get(f"{site}/api/hello").headers["X-Site"] == "test"

@@ -94,15 +94,20 @@ def test_images_generate_from_mapleai_decodes_to_its_image(client: openai.OpenAI
 
 
 @pytest.mark.parametrize(
-    ("fields", "param"),
-    [({"response_format": "url"}, "response_format"), ({"size": "4096x4096"}, "size"), ({"n": 2}, "n")],
+    ("fields", "param", "why"),
+    [
+        ({"response_format": "url"}, "response_format", "it has no URL to give"),
+        ({"size": "4096x4096"}, "size", "each side must be 64 to 2048 pixels"),
+        ({"n": 2}, "n", "Input should be 1"),
+    ],
 )
-def test_images_generate_refuses_what_it_cannot_do_naming_the_field(
-    client: openai.OpenAI, fields: dict, param: str
+def test_images_generate_refuses_what_it_cannot_do_saying_why(
+    client: openai.OpenAI, fields: dict, param: str, why: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.generate(model="flux", prompt="a fox", **fields)
     assert raised.value.param == param
+    assert f"Invalid '{param}': " in raised.value.message and why in raised.value.message
 
 
 def test_a_bad_key_raises_authentication_error(open_gateway: Gateway) -> None:

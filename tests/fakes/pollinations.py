@@ -9,6 +9,7 @@ Pollinations' own error shape. The last message's content picks the behaviour:
     "cut"            (stream) two chunks, then drop the connection
     "nodone"         (stream) every chunk but no `data: [DONE]`
     "malformed"      (stream) one chunk that is not JSON
+    "scalar"         (stream) one chunk that is JSON but not an object
     "errorevent"     (stream) one chunk, then an error event in OpenAI's shape
     "gate:NAME"      (stream) first chunk, then wait until the test opens gate NAME
 
@@ -165,6 +166,8 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
                 return
             if verb == "malformed":
                 self.write_chunk(b"data: {not json\n\n")
+            if verb == "scalar":
+                self.write_chunk(b"data: 5\n\n")
             if verb == "errorevent":
                 self.write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
             for word in ("echo:", content):
