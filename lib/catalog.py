@@ -57,19 +57,25 @@ def _load(path: Path) -> dict[str, dict[str, Model]]:
     for modality, entries in raw.items():
         models: dict[str, Model] = {}
         for entry in entries:
-            model = Model(
-                id=entry["id"],
-                name=entry["name"],
-                modality=modality,
-                provider=entry["provider"],
-                upstream=entry["upstream"],
-                created=entry["created"],
-                description=entry["description"],
-                context_window=entry.get("contextWindow"),
-                max_duration=entry.get("maxDuration"),
-                fallback=entry.get("fallback"),
+            try:
+                model = Model(
+                    id=entry["id"],
+                    name=entry["name"],
+                    modality=modality,
+                    provider=entry["provider"],
+                    upstream=entry["upstream"],
+                    created=entry["created"],
+                    description=entry["description"],
+                    context_window=entry.get("contextWindow"),
+                    max_duration=entry.get("maxDuration"),
+                    fallback=entry.get("fallback"),
+                )
+            except KeyError as missing:
+                raise ValueError(f"catalog entry {modality}/{entry.get('id')} lacks {missing}") from None
+            # An id is unique across modalities, and no modality's name: /api/models/chat is a listing.
+            taken = (
+                model.id in raw or model.id in models or any(model.id in other for other in catalog.values())
             )
-            taken = model.id in models or any(model.id in other for other in catalog.values())
             if model.provider not in PROVIDERS or taken:
                 raise ValueError(f"catalog entry {modality}/{model.id} is invalid or repeated")
             models[model.id] = model

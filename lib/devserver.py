@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from lib.errors import NotFound
 from lib.web import WSGIApp, failing
@@ -99,9 +99,10 @@ class Router:
             match = pattern.match(path)
             if match:
                 params = {k: v for k, v in match.groupdict().items() if v is not None}
-                for name, value in params.items():
-                    destination = destination.replace(f":{name}", value)
+                for name, value in params.items():  # encoded, so a "?" or "&" in a value stays in it
+                    destination = destination.replace(f":{name}", quote(value, safe="/"))
                 new_path, _, new_query = destination.partition("?")
+                new_path = unquote(new_path)
                 merged = dict(parse_qsl(query, keep_blank_values=True))
                 merged.update(parse_qsl(new_query, keep_blank_values=True))
                 merged.update(params)

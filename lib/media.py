@@ -74,7 +74,7 @@ def b64_json(image: Response) -> Response:
     The JSON is written as the image's bytes arrive, so memory stays flat; a failure
     midway drops the connection, as it does for the image itself.
     """
-    subtype = image.headers["Content-Type"].split(";")[0].split("/")[1].strip()
+    subtype = image.headers["Content-Type"].split(";")[0].split("/")[1].strip().lower()
     head = dumps({"created": int(time.time()), "output_format": subtype})[:-1] + b',"data":[{"b64_json":"'
     tail = b'"}]}'
     headers = {**image.headers, "Content-Type": "application/json"}  # the provider's name stays

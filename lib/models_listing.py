@@ -15,6 +15,8 @@ def listing(modality: str) -> Handler:
     body = {"object": "list", "data": [model.public() for model in catalog.models(modality)]}
 
     def list_models(request: Request) -> Response:
+        if request.query("id"):  # GET /v1/models/chat asks for a model of that id: there is none
+            raise _no_such_model(request.query("id"))
         return json_response(body, headers=_CACHED)
 
     return list_models
@@ -32,7 +34,9 @@ def retrieve_model(request: Request) -> Response:
     model_id = request.query("id")  # Vercel passes the path segment as query `id`
     model = catalog.find(model_id)
     if model is None:
-        raise NotFound(
-            f"No model {model_id!r}; GET /v1/models lists them.", code="model_not_found", param="id"
-        )
+        raise _no_such_model(model_id)
     return json_response(model.openai(), headers=_CACHED)
+
+
+def _no_such_model(model_id: str) -> NotFound:
+    return NotFound(f"No model {model_id!r}; GET /v1/models lists them.", code="model_not_found", param="id")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from lib.errors import BadRequest
 
@@ -74,11 +74,16 @@ class AssistantMessage(_Message):
     role: Literal["assistant"]
     content: Content | None = None
     tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None  # OpenAI's older form of one tool call
     refusal: str | None = None
+    audio: dict[str, Any] | None = None  # `{"id"}` of an earlier spoken answer
+    # Part of a completion's message, so OpenAI's SDKs send it back when the message is
+    # appended to the conversation as it came; it is not passed on.
+    annotations: list[dict[str, Any]] | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _says_something(self) -> AssistantMessage:
-        if self.content is None and not self.tool_calls:
+        if self.content is None and not self.tool_calls and self.function_call is None:
             raise ValueError("an assistant message needs 'content' or 'tool_calls'")
         return self
 
@@ -155,11 +160,27 @@ class ChatRequest(BaseModel):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     user: str | None = Field(None, max_length=256)
     stream_options: StreamOptions | None = None
+    max_completion_tokens: int | None = Field(None, ge=1, description="OpenAI's newer name for `max_tokens`.")
+    n: Literal[1] | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None
+    reasoning_effort: str | None = Field(None, min_length=1, max_length=32)
+
+    @field_validator("max_completion_tokens")
+    @classmethod
+    def _one_token_limit(cls, limit: int | None, info: ValidationInfo) -> int | None:
+        if limit is not None and info.data.get("max_tokens") is not None:
+            raise ValueError("give 'max_tokens' or 'max_completion_tokens', not both")
+        return limit
 
     def upstream_body(self, upstream_model: str) -> dict[str, Any]:
-        """The body to send a provider: our fields, its name for the model."""
-        body = self.model_dump(exclude_none=True, by_alias=True)
+        """The body to send a provider: our fields, its name for the model, the token limit as `max_tokens`."""
+        body = self.model_dump(exclude_none=True, by_alias=True, exclude={"max_completion_tokens", "n"})
         body["model"] = upstream_model
+        if self.max_completion_tokens is not None:
+            body["max_tokens"] = self.max_completion_tokens
         return body
 
 

@@ -16,9 +16,9 @@ M = TypeVar("M", bound=BaseModel)
 
 # Our fields are snake_case; pydantic names union branches in an error's location
 # by their type ("str", "list[ContentPart]", "NamedToolChoice", "literal[...]"), and
-# the branches of a union told apart by a field by that field's value (a message's role).
+# a message by its role right after its index (`messages, 0, "user", "content"`).
 _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
-_BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list", *MESSAGE_ROLES}
+_BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
 
 
 def parse_body(request: Request, schema: type[M], *, optional: bool = False) -> M:
@@ -39,12 +39,11 @@ def parse_body(request: Request, schema: type[M], *, optional: bool = False) -> 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        role = part in MESSAGE_ROLES and i > 0 and isinstance(loc[i - 1], int)
         if isinstance(part, int):
             path += f"[{part}]"
-        elif not _FIELD.fullmatch(part) or part in _BRANCH_NAMES:
-            continue
-        else:
+        elif _FIELD.fullmatch(part) and part not in _BRANCH_NAMES and not role:
             path += f".{part}" if path else part
     return path
 

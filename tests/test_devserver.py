@@ -85,6 +85,8 @@ def test_rewrites_and_headers_from_vercel_json_apply(site: str) -> None:
         "query": {"extra": "1", "via": "rewrite", "id": "key_9"},
     }
     assert httpx.get(f"{site}/old/a/b/c").json()["query"] == {"rest": "a/b/c"}
+    # A "?" or "&" in a rewritten segment stays in it.
+    assert httpx.get(f"{site}/v1/keys/key%3Fa%26b").json()["query"] == {"via": "rewrite", "id": "key?a&b"}
     # Like Vercel, header rules match the path the client asked for, before rewrites.
     assert "X-Site" not in response.headers
     assert httpx.get(f"{site}/api/hello").headers["X-Site"] == "test"

@@ -50,6 +50,19 @@ def test_streamed_chat_completion_arrives_as_chunks(client: openai.OpenAI) -> No
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_a_completions_message_can_be_sent_back_as_it_came(
+    client: openai.OpenAI, upstream: FakePollinations
+) -> None:
+    """The SDK's tool-calling loop appends the answer's message to the conversation unchanged."""
+    first = client.chat.completions.create(model="openai", messages=MESSAGES)
+    answer = first.choices[0].message.model_copy(update={"annotations": [], "refusal": None})
+    follow_up = [*MESSAGES, answer, {"role": "user", "content": "and again"}]
+    client.chat.completions.create(model="openai", messages=follow_up, max_completion_tokens=50, n=1)
+    sent = upstream.received("and again").body
+    assert sent["messages"][1] == {"role": "assistant", "content": "echo: Hello"}
+    assert (sent["max_tokens"], "max_completion_tokens" in sent, "n" in sent) == (50, False, False)
+
+
 def test_a_stream_failing_midway_raises_the_sdks_api_error(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="openai", messages=[{"role": "user", "content": "errorevent"}], stream=True
@@ -70,9 +83,10 @@ def test_models_list_has_every_catalog_model_owned_by_its_provider(client: opena
 def test_models_retrieve_finds_any_modality_and_404s_the_unknown(client: openai.OpenAI) -> None:
     assert client.models.retrieve("flux").owned_by == "pollinations"
     assert client.models.retrieve("veo").model_extra["modality"] == "video"
-    with pytest.raises(openai.NotFoundError) as raised:
-        client.models.retrieve("dall-e-9")
-    assert raised.value.code == "model_not_found"
+    for unknown in ("dall-e-9", "chat"):  # /api/models/chat is a listing, but no model is called "chat"
+        with pytest.raises(openai.NotFoundError) as raised:
+            client.models.retrieve(unknown)
+        assert raised.value.code == "model_not_found"
 
 
 def test_images_generate_answers_the_providers_image_in_base64(
