@@ -124,6 +124,13 @@ def test_images_generate_refuses_what_it_cannot_do_saying_why(
     assert f"Invalid '{param}': " in raised.value.message and why in raised.value.message
 
 
+def test_an_endpoint_cloudgpt_lacks_raises_not_found_naming_the_ones_it_has(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.embeddings.create(model="text-embedding-3-small", input="hello")
+    assert raised.value.code == "route_not_found"
+    assert "/v1/embeddings" in raised.value.message and "/v1/chat/completions" in raised.value.message
+
+
 def test_a_bad_key_raises_authentication_error(open_gateway: Gateway) -> None:
     with pytest.raises(openai.AuthenticationError) as raised:
         sdk(open_gateway, "cgpt_not-a-real-key").chat.completions.create(model="openai", messages=MESSAGES)
