@@ -22,11 +22,12 @@ def listing(modality: str) -> Handler:
     return list_models
 
 
+_EVERY_MODEL = {"object": "list", "data": [model.openai() for model in catalog.every_model()]}
+
+
 def list_every_model(request: Request) -> Response:
     """`{"object": "list", "data": [...]}` of every model, each in OpenAI's `model` shape."""
-    return json_response(
-        {"object": "list", "data": [m.openai() for m in catalog.every_model()]}, headers=_CACHED
-    )
+    return json_response(_EVERY_MODEL, headers=_CACHED)
 
 
 def retrieve_model(request: Request) -> Response:

@@ -6,17 +6,15 @@ operation and status, and the count is printed at the end of the run.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-import jwt
 import pytest
 
 from tests.conftest import Gateway
 from tests.fakes.mapleai import FakeMapleAI
-from tests.key_stores import JWT_SECRET
+from tests.key_stores import JWT_SECRET, access_token
 from tests.mapleai_fixtures import JOB_BUDGET, MAPLEAI_KEY
 
 CASES: defaultdict[str, Counter[int]] = defaultdict(Counter)
@@ -30,8 +28,7 @@ UNLIMITED = {
 
 def issue_key(gateway: Gateway) -> str:
     """A new user's first API key, created through POST /api/keys with an access token."""
-    claims = {"sub": str(uuid.uuid4()), "aud": "authenticated", "exp": int(time.time()) + 3600}
-    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    token = access_token(str(uuid.uuid4()))
     response = gateway.client.post("/api/keys", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 201, response.text
     return response.json()["key"]

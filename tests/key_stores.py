@@ -41,6 +41,31 @@ def supabase(postgres: Postgres) -> Iterator[FakeSupabase]:
         yield fake
 
 
+def access_token(
+    user: str,
+    issuer: str | None = None,
+    *,
+    alg: str = "HS256",
+    key: Any = JWT_SECRET,
+    kid: str | None = None,
+    **claims: Any,
+) -> str:
+    """A Supabase Auth access token for `user`; keyword arguments override its claims."""
+    now = int(time.time())
+    payload = {
+        "sub": user,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + 3600,
+    }
+    if issuer:
+        payload["iss"] = issuer
+    payload |= claims
+    kid = kid or {"RS256": "rsa-1", "ES256": "ec-1"}.get(alg)
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+
 @dataclass
 class Store:
     """One key store behind a running gateway."""
@@ -54,20 +79,8 @@ class Store:
     def token(
         self, user: str, *, alg: str = "HS256", key: Any = JWT_SECRET, kid: str | None = None, **claims: Any
     ) -> str:
-        """A Supabase Auth access token for `user`; keyword arguments override its claims."""
-        now = int(time.time())
-        payload = {
-            "sub": user,
-            "aud": "authenticated",
-            "role": "authenticated",
-            "iat": now,
-            "exp": now + 3600,
-        }
-        if self.issuer:
-            payload["iss"] = self.issuer
-        payload |= claims
-        kid = kid or {"RS256": "rsa-1", "ES256": "ec-1"}.get(alg)
-        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
+        """A Supabase Auth access token for `user` from this store's project."""
+        return access_token(user, self.issuer, alg=alg, key=key, kid=kid, **claims)
 
     def auth(self, credential: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {credential}"}
