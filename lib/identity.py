@@ -21,6 +21,7 @@ class Caller:
 
     kind: str  # "anonymous" or "user"
     id: str  # client IP or user id
+    key_id: str | None = None  # the API key a user called with
 
     @property
     def authenticated(self) -> bool:
@@ -66,7 +67,8 @@ def identify(request: Request) -> Caller:
     token = _bearer(request)
     if token is None:
         return Caller("anonymous", client_ip(request))
-    return Caller("user", keys.verify(token))
+    found = keys.verify(token)
+    return Caller("user", found.user, found.key_id)
 
 
 def account_holder(request: Request) -> str:
@@ -78,7 +80,7 @@ def account_holder(request: Request) -> str:
             code="missing_credentials",
         )
     if token.startswith(keys.PREFIX):
-        return keys.verify(token)
+        return keys.verify(token).user
     from lib.accounts import verify_token
 
     return verify_token(token)

@@ -125,11 +125,12 @@ def test_verify_touches_last_used_at_most_once_a_minute(postgres: Postgres, stor
                 "select last_used_at from public.api_keys where key_hash = %s", (hashed,)
             ).fetchone()[0]
 
+        key_id = db.execute("select id from public.api_keys where key_hash = %s", (hashed,)).fetchone()[0]
         assert last_used() is None
-        assert str(verify()) == user
+        assert verify() == {"user_id": user, "key_id": key_id}
         first = last_used()
         assert first is not None
-        assert str(verify()) == user
+        assert verify()["user_id"] == user
         assert last_used() == first  # within the minute: not written again
         db.execute(
             "update public.api_keys set last_used_at = last_used_at - interval '61 seconds' where key_hash = %s",

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from lib.keys.store import KeyStoreUnavailable, NewKey, limit_reached
+from lib.keys.store import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached
 from lib.sqlite_file import open_sqlite
 
 
@@ -77,11 +77,11 @@ class SqliteKeys:
     def delete(self, user: str, key_id: str) -> bool:
         return bool(self._run("DELETE FROM api_keys WHERE id = ? AND user_id = ? RETURNING 1", key_id, user))
 
-    def verify(self, hash: str, touch_after: int) -> str | None:
-        rows = self._run("SELECT user_id, coalesce(last_used, 0) FROM api_keys WHERE key_hash = ?", hash)
+    def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
+        rows = self._run("SELECT id, user_id, coalesce(last_used, 0) FROM api_keys WHERE key_hash = ?", hash)
         if not rows:
             return None
-        user, last_used = rows[0]
+        key_id, user, last_used = rows[0]
         now = int(time.time())
         if last_used <= now - touch_after:  # a busy key costs a read, not a write per request
             self._run(
@@ -90,4 +90,4 @@ class SqliteKeys:
                 hash,
                 now - touch_after,
             )
-        return user
+        return VerifiedKey(user=user, key_id=key_id)

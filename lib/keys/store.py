@@ -48,6 +48,14 @@ class NewKey:
     hash: str
 
 
+@dataclass(frozen=True)
+class VerifiedKey:
+    """A key the store knows: whose it is, and its id (what usage is recorded under)."""
+
+    user: str
+    key_id: str
+
+
 class KeyStore(Protocol):
     def create(self, key: NewKey, max_keys: int) -> int:
         """Store `key` unless its user already has `max_keys`; its creation time (Unix s)."""
@@ -58,8 +66,8 @@ class KeyStore(Protocol):
     def delete(self, user: str, key_id: str) -> bool:
         """Delete the user's key `key_id`; False when the user has no such key."""
 
-    def verify(self, hash: str, touch_after: int) -> str | None:
-        """The user owning the key with this hash, touching `lastUsed` if older than `touch_after` s."""
+    def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
+        """The key with this hash and its owner, touching `lastUsed` if older than `touch_after` s."""
 
 
 def key_store() -> KeyStore:

@@ -14,7 +14,7 @@ from postgrest.exceptions import APIError
 from supabase import ClientOptions, create_client
 
 from lib.errors import NotFound
-from lib.keys.store import KeyStoreUnavailable, NewKey, limit_reached
+from lib.keys.store import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached
 
 TIMEOUT_SECONDS = 0.8
 log = logging.getLogger("cloudgpt")
@@ -69,5 +69,8 @@ class SupabaseKeys:
     def delete(self, user: str, key_id: str) -> bool:
         return bool(self._call("cloudgpt_delete_api_key", p_user_id=user, p_id=key_id))
 
-    def verify(self, hash: str, touch_after: int) -> str | None:
-        return self._call("cloudgpt_verify_api_key", p_key_hash=hash, p_touch_after_seconds=touch_after)
+    def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
+        found = self._call("cloudgpt_verify_api_key", p_key_hash=hash, p_touch_after_seconds=touch_after)
+        if found is None:
+            return None
+        return VerifiedKey(user=found["user_id"], key_id=found["key_id"])
