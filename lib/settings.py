@@ -62,6 +62,7 @@ class Settings:
     host: str
     port: int
     video_job_timeout: float
+    region: str | None
 
 
 def _text(env: dict[str, str], name: str) -> str | None:
@@ -174,6 +175,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         port=_number(env, "PORT", 3000),
         # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
         video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
+        region=_text(env, "VERCEL_REGION"),  # set by Vercel: where this function runs
     )
 
 
