@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +40,11 @@ def _error(response: httpx.Response) -> str:
     """An answer's error code and message, or its status when it is not CloudGPT's envelope."""
     try:
         error = response.json()["error"]
-        return f"{response.status_code} {error['code']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+        if {"message", "type", "code", "param"} <= error.keys():
+            return f"{response.status_code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return f"HTTP {response.status_code}"
 
 
 def _timed(client: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, float]:
@@ -55,18 +57,31 @@ def check(client: httpx.Client, key: str | None = None, model: str = "openai") -
     """Every finding, as it is made; stops early only when the deployment does not answer at all."""
     try:
         response, took = _timed(client, "GET", "/api/models")
+        count = len(response.json()["data"]) if response.status_code == 200 else None
     except httpx.HTTPError as error:
         yield Finding("FAIL", f"functions: {client.base_url} cannot be reached ({type(error).__name__})")
         return
-    if response.status_code != 200:
+    except (ValueError, KeyError, TypeError):
+        yield Finding("FAIL", "functions: GET /api/models answered something that is not CloudGPT's list")
+        return
+    if count is None:
         yield Finding("FAIL", f"functions: GET /api/models answered {_error(response)}")
         return
-    count = len(response.json().get("data", []))
     yield Finding("ok", f"functions: GET /api/models answered 200 in {_ms(took)} ({count} models)")
-    yield from _health(client)
-    yield from _chat(client, key, model)
+    yield from _guarded("configuration", lambda: _health(client))
+    yield from _guarded("chat", lambda: _chat(client, key, model))
     if key is not None:
-        yield _key(client, key)
+        yield from _guarded("api key", lambda: [_key(client, key)])
+
+
+def _guarded(label: str, step: Callable[[], list[Finding]]) -> list[Finding]:
+    """A step's findings, or one failed line when its request failed or its answer was not CloudGPT's."""
+    try:
+        return step()
+    except httpx.HTTPError as error:
+        return [Finding("FAIL", f"{label}: the request failed ({type(error).__name__})")]
+    except (ValueError, KeyError, TypeError):
+        return [Finding("FAIL", f"{label}: the answer is not CloudGPT's")]
 
 
 def _health(client: httpx.Client) -> list[Finding]:
@@ -100,10 +115,7 @@ def _health(client: httpx.Client) -> list[Finding]:
 def _chat(client: httpx.Client, key: str | None, model: str) -> list[Finding]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": model, "messages": [{"role": "user", "content": CHAT_PROMPT}], "max_tokens": 5}
-    try:
-        response, took = _timed(client, "POST", "/api/chat", json=body, headers=headers)
-    except httpx.HTTPError as error:
-        return [Finding("FAIL", f"chat: POST /api/chat failed ({type(error).__name__})")]
+    response, took = _timed(client, "POST", "/api/chat", json=body, headers=headers)
     provider = response.headers.get("X-CloudGPT-Provider", "no provider")
     if response.status_code == 200:
         findings = [Finding("ok", f"chat: {model} answered 200 in {_ms(took)} through {provider}")]

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from tests.conftest import ROOT, UPSTREAM_KEY, Gateway, free_port
+from tests.fakes.pollinations import FakePollinations
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token, store_env
@@ -121,3 +122,18 @@ def test_health_answers_no_secret_and_says_which_provider_keys_are_set(
     assert health["counters"]["roundTripMs"] > 0
     assert health["status"] == "ok"
     assert health["region"] is None
+
+
+def test_a_key_the_deployment_does_not_know_fails_the_chat_and_key_lines(gateway: Gateway) -> None:
+    unknown = "cgpt_" + "A" * 32
+    status, lines = run_check(gateway.url, "--key", unknown)
+    assert status == 1
+    assert line(lines, "FAIL  chat").startswith("FAIL  chat: openai answered 401 invalid_api_key: ")
+    assert line(lines, "FAIL  api key").startswith("FAIL  api key cgpt_AAAA...: GET /api/keys answered 401 ")
+    assert unknown not in "\n".join(lines)
+
+
+def test_a_server_that_is_not_cloudgpt_fails_the_first_line(upstream: FakePollinations) -> None:
+    status, lines = run_check(upstream.url)
+    assert status == 1
+    assert lines[1:] == ["FAIL  functions: GET /api/models answered HTTP 404", "1 check failed"]
