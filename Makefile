@@ -1,5 +1,5 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
-# make test  run the whole test suite
+# make test  ruff, then the whole test suite (installs the test tools on top of what dev needs)
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
@@ -12,12 +12,12 @@ dev:
 	.venv/bin/python -m lib.devserver
 
 test:
-	@scripts/venv requirements.txt requirements-dev.txt
+	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
 	.venv/bin/python -m ruff check .
 	.venv/bin/python -m pytest
 
 bench:
-	@scripts/venv requirements.txt requirements-dev.txt
+	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
 	@command -v wrk >/dev/null || scripts/apt-install wrk
 	.venv/bin/python bench/gateway.py
 	.venv/bin/python bench/media.py
@@ -27,6 +27,6 @@ bench:
 	.venv/bin/python bench/sdk.py
 
 lint:
-	@scripts/venv requirements.txt requirements-dev.txt
+	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
 	.venv/bin/python -m ruff check .
 	.venv/bin/python -m ruff format --check .

@@ -130,6 +130,32 @@ class DeletedKey(BaseModel):
     id: str
 
 
+class StoreHealth(BaseModel):
+    backend: Literal["supabase", "upstash", "sqlite"] | None = Field(
+        description="The store the functions use; null on Vercel when none is configured."
+    )
+    reachable: bool
+    roundTripMs: float | None = Field(description="One call to the store, measured inside the function.")
+    error: str | None = Field(description="The error code the store's failure answers, when it failed.")
+
+
+class ProviderHealth(BaseModel):
+    apiKey: bool = Field(description="Whether CloudGPT's key for this provider is set (never the key).")
+
+
+class Health(BaseModel):
+    """What the deployment sees of itself; nothing secret."""
+
+    status: Literal["ok", "degraded"] = Field(description="`degraded` when a store cannot be used.")
+    runtime: Literal["vercel", "local"]
+    region: str | None = Field(description="The Vercel region the function ran in (`VERCEL_REGION`).")
+    missing: list[str] = Field(description="Variables whose absence turns something off.")
+    providers: dict[str, ProviderHealth]
+    accountTokens: dict[str, bool] = Field(description="`jwtSecret` (HS256), `jwks` (RS256/ES256).")
+    keyStore: StoreHealth
+    counters: StoreHealth
+
+
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token) is missing, malformed, unknown or revoked.",
@@ -305,6 +331,11 @@ _OPERATIONS = (
     _Operation(
         "delete", ("/api/keys/{id}",), "Revoke an API key", "Keys",
         _json(DeletedKey, "The key is revoked."), auth="required", errors=(404, *_KEY_ERRORS),
+    ),
+    _Operation(
+        "get", ("/api/health",), "What the deployment sees of itself", "Meta",
+        _json(Health, "Backends, missing variables, each store's round trip from the function."),
+        errors=(503,),
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lib.errors import ServiceUnavailable
 
@@ -61,6 +62,7 @@ class Settings:
     host: str
     port: int
     video_job_timeout: float
+    region: str | None
 
 
 def _text(env: dict[str, str], name: str) -> str | None:
@@ -88,9 +90,13 @@ def _number(
     return value
 
 
-def _url(env: dict[str, str], name: str, default: str) -> str:
+def _url(env: dict[str, str], name: str, default: str | None = None) -> str | None:
+    """An http(s) URL with a host, without its trailing slash: `{url}/auth/v1` must not double it."""
     value = _text(env, name) or default
-    if not value.startswith(("http://", "https://")):
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise SettingsError(f"CloudGPT is misconfigured: {name} must be an http(s) URL.")
     return value.rstrip("/")
 
@@ -103,17 +109,29 @@ def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+# Vercel's Upstash integration names the same two values KV_REST_API_URL and KV_REST_API_TOKEN.
+UPSTASH_NAMES = (
+    ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"),
+    ("KV_REST_API_URL", "KV_REST_API_TOKEN"),
+)
+
+
 def _upstash(env: dict[str, str]) -> tuple[str | None, str | None]:
-    """Upstash's URL and token: both or neither, so half a configuration is not silently ignored."""
-    url, token = _text(env, "UPSTASH_REDIS_REST_URL"), _text(env, "UPSTASH_REDIS_REST_TOKEN")
-    if (url is None) != (token is None):
-        missing = "UPSTASH_REDIS_REST_TOKEN" if token is None else "UPSTASH_REDIS_REST_URL"
-        raise SettingsError(
-            f"CloudGPT is misconfigured: {missing} is needed with the other Upstash variable."
-        )
-    if url is not None:
-        url = _url(env, "UPSTASH_REDIS_REST_URL", url)
-    return url, token
+    """Upstash's URL and token: both or neither, so half a configuration is not silently ignored.
+
+    UPSTASH_REDIS_REST_* win when either is set; the KV_REST_API_* pair is read only otherwise.
+    """
+    for url_name, token_name in UPSTASH_NAMES:
+        url, token = _text(env, url_name), _text(env, token_name)
+        if url is None and token is None:
+            continue
+        if url is None or token is None:
+            missing = token_name if token is None else url_name
+            raise SettingsError(
+                f"CloudGPT is misconfigured: {missing} is needed with the other Upstash variable."
+            )
+        return _url(env, url_name), token
+    return None, None
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -132,7 +150,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         pollinations_base_url=_url(env, "POLLINATIONS_BASE_URL", "https://gen.pollinations.ai"),
         mapleai_api_key=_text(env, "MAPLEAI_API_KEY"),
         mapleai_base_url=_url(env, "MAPLEAI_BASE_URL", "https://api.mapleai.de"),
-        supabase_url=_text(env, "SUPABASE_URL"),
+        supabase_url=_url(env, "SUPABASE_URL"),
         supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
         # A revoked key must stop working everywhere within a minute.
@@ -157,6 +175,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         port=_number(env, "PORT", 3000),
         # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
         video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
+        region=_text(env, "VERCEL_REGION"),  # set by Vercel: where this function runs
     )
 
 

@@ -200,7 +200,7 @@ def chunks(
     first = True
     last = time.monotonic()
     with _transport_errors(
-        f"{provider} went silent mid-answer.", f"{provider} cut its answer off.", "upstream_stream_cut"
+        f"{provider} went silent mid-answer.", f"{provider} cut its answer off.", code="upstream_stream_cut"
     ):
         while True:
             limit = current.upstream_first_byte_timeout if first else current.upstream_read_timeout

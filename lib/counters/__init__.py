@@ -43,7 +43,8 @@ def counters(current: Settings) -> Counters:
     if current.on_vercel:
         raise ServiceUnavailable(
             "Rate limiting is not configured: on Vercel it needs Upstash Redis "
-            "(UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN).",
+            "(UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, or the KV_REST_API_URL and "
+            "KV_REST_API_TOKEN of Vercel's Upstash integration).",
             code="rate_limiter_not_configured",
         )
     from lib.counters.sqlite import SqliteCounters
