@@ -1,15 +1,20 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
+# make signin print a fresh one-time dashboard sign-in link for the running `make dev`
 # make test  run the whole test suite
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
 #            what the OpenAI-compatible routes cost through the official SDK
 # make lint  ruff
-.PHONY: dev test bench lint
+.PHONY: dev signin test bench lint
 
 dev:
 	@scripts/venv requirements.txt requirements-dev.txt
 	.venv/bin/python -m lib.devserver
+
+signin:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python -m lib.devserver --print-signin
 
 test:
 	@scripts/venv requirements.txt requirements-dev.txt
