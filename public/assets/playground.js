@@ -108,20 +108,24 @@ async function media(event, path, body, target, kind) {
   say(status, kind === "image" ? "Generating the image…" : "Generating the clip (this can take minutes)…");
   try {
     const response = await call(path, body);
-    const url = URL.createObjectURL(await response.blob());
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
     const old = target.querySelector("[src]");
     if (old) URL.revokeObjectURL(old.src);
-    if (kind === "image") {
-      target.replaceChildren(
-        el("img", { src: url, alt: `Generated: ${body.prompt}` }),
-        el("a", { href: url, download: "cloudgpt-image.png", className: "button secondary" }, "Download"),
-      );
-    } else {
-      target.replaceChildren(
-        el("video", { src: url, controls: true, autoplay: true, muted: true, loop: true, playsInline: true }),
-        el("a", { href: url, download: "cloudgpt-video.mp4", className: "button secondary" }, "Download"),
-      );
-    }
+    const extension = (blob.type.split("/")[1] || "bin").replace("jpeg", "jpg");
+    const element =
+      kind === "image"
+        ? el("img", { src: url, alt: `Generated: ${body.prompt}` })
+        : el("video", { src: url, controls: true, autoplay: true, muted: true, loop: true, playsInline: true });
+    target.replaceChildren(
+      element,
+      el(
+        "p",
+        { className: "row" },
+        el("span", { className: "caption muted grow" }, `${blob.type}, ${blob.size.toLocaleString("en")} bytes`),
+        el("a", { href: url, download: `cloudgpt-${kind}.${extension}`, className: "button secondary" }, "Download"),
+      ),
+    );
     say(status, "Done.", "ok");
   } catch (error) {
     report(null, error);
