@@ -93,6 +93,21 @@ def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def supabase_gateway(start_gateway: Callable[..., Gateway], supabase: FakeSupabase) -> Gateway:
+    """The gateway in Supabase mode: keys in PostgreSQL, accounts in the emulated Supabase Auth.
+
+    Mailed links lead to its dashboard, as a project's Site URL would.
+    """
+    gateway = start_gateway(
+        **store_env("supabase", supabase),
+        SUPABASE_ANON_KEY=supabase.anon_key,
+        SUPABASE_AUTH_METHODS="password,magiclink,github",
+    )
+    supabase.site_url = f"{gateway.url}/dashboard"
+    return gateway
+
+
 @pytest.fixture(scope="session", params=["embedded", "supabase"])
 def store(
     request: pytest.FixtureRequest,
