@@ -116,5 +116,5 @@ export async function models() {
 
 /** A date (Unix seconds, or null) as the reader's local date and time. */
 export function when(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleString() : "never";
+  return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "never";
 }

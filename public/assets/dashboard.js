@@ -146,9 +146,9 @@ function renderKeys() {
       "tr",
       { attrs: { "data-key-id": key.id } },
       el("td", { className: "key-name" }, key.name),
-      el("td", {}, el("code", {}, `${key.prefix}…`)),
-      el("td", {}, when(key.created)),
-      el("td", {}, when(key.lastUsed)),
+      el("td", {}, el("code", {}, key.prefix)),
+      el("td", { className: "date" }, when(key.created)),
+      el("td", { className: "date" }, when(key.lastUsed)),
       el("td", { className: "actions-cell" }, revoke, " ", cancel),
     );
   });
@@ -173,6 +173,8 @@ async function createKey(event) {
     $("key-name").value = "";
     say(keysStatus, "");
     await loadKeys();
+    $("connect-key").value = created.id; // quick connect shows the new key
+    renderSnippet();
     $("copy-key").focus();
   } catch (error) {
     failed(keysStatus, error);
@@ -225,7 +227,7 @@ print(reply.json()["choices"][0]["message"]["content"])`,
 function renderConnect() {
   const select = $("connect-key");
   const previous = select.value;
-  select.replaceChildren(...keys.map((key) => el("option", { value: key.id }, `${key.name} (${key.prefix}…)`)));
+  select.replaceChildren(...keys.map((key) => el("option", { value: key.id }, `${key.name} (${key.prefix})`)));
   if (!keys.length) select.append(el("option", { value: "" }, "Create a key first"));
   if (keys.some((key) => key.id === previous)) select.value = previous;
   renderSnippet();
@@ -233,7 +235,7 @@ function renderConnect() {
 
 function renderSnippet() {
   const key = keys.find((k) => k.id === $("connect-key").value);
-  const placeholder = key ? `${key.prefix}...` : "cgpt_...";
+  const placeholder = key ? key.prefix : "cgpt_...";
   $("base-url").textContent = config.baseUrl;
   $("snippet").textContent = SNIPPETS[language](config.baseUrl, placeholder);
   for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
@@ -303,7 +305,7 @@ function chart(usage) {
 }
 
 function usageTable(usage) {
-  const names = new Map(keys.map((key) => [key.id, `${key.name} (${key.prefix}…)`]));
+  const names = new Map(keys.map((key) => [key.id, `${key.name} (${key.prefix})`]));
   const rows = new Map();
   for (const row of usage.data) {
     const id = `${row.keyId} ${row.model}`;
