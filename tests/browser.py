@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -81,7 +81,9 @@ class Browser:
     def wait(self, condition: Callable[[], Any], timeout: float = 10, what: str = "") -> Any:
         """The first truthy value of `condition()`, polled every 20 ms."""
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.02).until(lambda _: condition())
+            return WebDriverWait(
+                self.driver, timeout, poll_frequency=0.02, ignored_exceptions=[StaleElementReferenceException]
+            ).until(lambda _: condition())
         except TimeoutException:
             raise AssertionError(f"timed out waiting for {what or condition}") from None
 

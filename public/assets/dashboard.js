@@ -28,6 +28,8 @@ function failed(node, error) {
 // ---- signed in / out ----
 
 async function onSession(session) {
+  if (session && session.token === token) return; // the same session told again (supabase-js events)
+  const arriving = session && !token;
   token = session ? session.token : null;
   show("signed-out", !session);
   show("signed-in", Boolean(session));
@@ -38,7 +40,7 @@ async function onSession(session) {
     return;
   }
   $("who").textContent = session.who;
-  say(status, "");
+  if (arriving) say(status, "");
   await Promise.all([loadKeys(), loadUsage()]);
 }
 
@@ -383,10 +385,8 @@ async function start() {
   say(status, "");
   try {
     auth = await startAuth(config, onSession, () => {
-      show("signed-out", true);
-      show("password-form", false);
-      show("recovery-form", true);
-      say(status, "Choose a new password.");
+      show("recovery-form", true); // the reset link signed the person in; the password is next
+      $("new-password").focus();
     });
   } catch (error) {
     show("signed-out", true);
