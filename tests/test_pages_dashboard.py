@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser import USAGE_API, Browser, signin_link
@@ -154,3 +155,24 @@ def test_dashboard_screenshot(browser: Browser, start_gateway: Callable[..., Gat
     browser.text_of("#snippet", key[:9])
     browser.text_of("#usage-status", "30 days" if USAGE_API.exists() else "not available")
     browser.screenshot(ROOT / "docs" / "img" / "dashboard.png")
+
+
+@pytest.mark.skipif(not USAGE_API.exists(), reason="GET /api/usage is not on this branch yet")
+def test_usage_chart_and_table_show_the_keys_requests(
+    browser: Browser, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway()  # a fresh operator: the only usage is this test's
+    sign_in(browser, gateway)
+    key = create_key(browser, "charted")
+    for _ in range(3):
+        assert chat_with(gateway, key).status_code == 200
+    browser.driver.refresh()
+    browser.visible("#usage-table")
+    row = browser.wait(
+        lambda: next((r for r in browser.all("#usage-table tbody tr") if "charted" in r.text), None),
+        what="the key's usage row",
+    )
+    cells = [cell.text for cell in row.find_elements("css selector", "td")]
+    assert cells[1] == "openai" and cells[2] == "3"
+    bars = browser.all("#usage-chart rect.chat-bar")
+    assert len(bars) == 1 and "3 chat" in bars[0].get_attribute("textContent")

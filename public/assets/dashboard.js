@@ -319,7 +319,7 @@ function usageTable(usage) {
     sum.videoSeconds += row.videoSeconds || 0;
     rows.set(id, sum);
   }
-  return [...rows.values()].map((r) =>
+  return [...rows.values()].sort((a, b) => b.requests - a.requests).map((r) =>
     el(
       "tr",
       {},
