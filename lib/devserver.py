@@ -73,10 +73,11 @@ class Router:
         public = root / "public"
         self.static = {"/" + str(f.relative_to(public)): f for f in public.rglob("*") if f.is_file()}
         self.static |= {
-            url.removesuffix("/index.html") or "/": f
+            folder: f
             for url, f in self.static.items()
             if f.name == "index.html"
-        }
+            for folder in {url.removesuffix("index.html"), url.removesuffix("/index.html") or "/"}
+        }  # as on Vercel, a folder's index.html serves the folder with and without its slash
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
         if str(root) not in sys.path:
