@@ -1,4 +1,4 @@
-"""Fixtures for API keys: both key stores behind a running gateway, users, access tokens.
+"""Fixtures for keys and accounts: key stores behind a gateway, users, access tokens, sign-in codes.
 
 `store` is parametrized over the embedded SQLite store and Supabase (the emulated
 HTTP surface in front of the real PostgreSQL of tests/postgres.py), so one test
@@ -8,6 +8,9 @@ shows one behaviour on both.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +21,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import Gateway
+from tests.conftest import ROOT, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.postgres import Postgres
 
@@ -91,6 +94,36 @@ def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
     if kind == "supabase":
         env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.service_role_key}
     return env
+
+
+SIGNIN_LINK = re.compile(
+    r"^Dashboard sign-in \(one use, 15 min\): (http://127\.0\.0\.1:\d+/dashboard#code=(\S+))$", re.M
+)
+
+
+def printed_code(gateway: Gateway) -> str:
+    """The code of the sign-in link the server printed when it started."""
+    gateway.log.seek(0)
+    match = SIGNIN_LINK.search(gateway.log.read().decode())
+    assert match, "no sign-in link was printed"
+    assert match.group(1).startswith(f"http://127.0.0.1:{gateway.port}/dashboard#code=")
+    return match.group(2)
+
+
+def fresh_code(data_dir: str) -> str:
+    """A code from `python -m lib.devserver --print-signin`, another process than the server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lib.devserver", "--print-signin"],
+        cwd=ROOT,
+        env={"CLOUDGPT_DATA_DIR": data_dir, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    match = SIGNIN_LINK.search(done.stdout)
+    assert match, done.stdout
+    return match.group(2)
 
 
 @pytest.fixture(scope="session")

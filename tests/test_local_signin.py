@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,38 +12,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.conftest import ROOT, Gateway
+from tests.conftest import Gateway
 from tests.fakes.supabase import FakeSupabase
-from tests.key_stores import JWT_SECRET
-
-LINK = re.compile(
-    r"^Dashboard sign-in \(one use, 15 min\): (http://127\.0\.0\.1:\d+/dashboard#code=(\S+))$", re.M
-)
-
-
-def printed_code(gateway: Gateway) -> str:
-    """The code of the sign-in link the server printed when it started."""
-    gateway.log.seek(0)
-    match = LINK.search(gateway.log.read().decode())
-    assert match, "no sign-in link was printed"
-    assert match.group(1).startswith(f"http://127.0.0.1:{gateway.port}/dashboard#code=")
-    return match.group(2)
-
-
-def fresh_code(data_dir: str) -> str:
-    """A code from `python -m lib.devserver --print-signin`, another process than the server."""
-    done = subprocess.run(
-        [sys.executable, "-m", "lib.devserver", "--print-signin"],
-        cwd=ROOT,
-        env={"CLOUDGPT_DATA_DIR": data_dir, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    match = LINK.search(done.stdout)
-    assert match, done.stdout
-    return match.group(2)
+from tests.key_stores import JWT_SECRET, fresh_code, printed_code
 
 
 def redeem(gateway: Gateway, code: str):
