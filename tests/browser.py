@@ -160,7 +160,7 @@ def pages_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
     """The embedded default as `make dev` runs it (local sign-in), limits out of the tests' way."""
     return start_gateway(
         RATE_LIMIT_CHAT_ANONYMOUS="100000",
-        RATE_LIMIT_CHAT_AUTHENTICATED="100000",
+        RATE_LIMIT_CHAT_AUTHENTICATED="200000",  # tells a key's calls from anonymous ones
         UPSTREAM_BACKOFF="0.01",
         UPSTREAM_RETRY_AFTER_CAP="1",
     )

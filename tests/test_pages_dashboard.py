@@ -91,10 +91,16 @@ def test_a_key_is_shown_once_copied_listed_by_prefix_works_and_stops_when_revoke
 
     assert chat_with(pages_gateway, key).status_code == 200
 
-    browser.find("#hide-key").click()
+    browser.open(f"{origin}/playground?model=openai")  # the playground with this key
+    browser.wait(lambda: browser.find("#model").is_enabled())
+    browser.find("#apikey").send_keys(key)
+    browser.find("#prompt").send_keys("hello", Keys.ENTER)
+    browser.text_of("#status", "Done.")
+    assert browser.text("#limits").startswith("Limit 200000/min")  # the authenticated budget
+
+    sign_in(browser, pages_gateway)
+    browser.wait(lambda: browser.all("#new-key.hidden"))
     assert browser.text("#new-key-value") == ""
-    browser.driver.refresh()
-    browser.visible("#signed-in")
     row = row_of(browser, key[:9])
     assert key not in browser.find("body").text  # never shown again
 
@@ -176,3 +182,36 @@ def test_usage_chart_and_table_show_the_keys_requests(
     assert cells[1] == "openai" and cells[2] == "3"
     bars = browser.all("#usage-chart rect.chat-bar")
     assert len(bars) == 1 and "3 chat" in bars[0].get_attribute("textContent")
+
+
+def test_the_25_key_cap_is_said_in_plain_words(
+    browser: Browser, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway()  # a fresh operator
+    sign_in(browser, gateway)
+    token = browser.driver.execute_script(
+        "return JSON.parse(sessionStorage.getItem('cloudgpt.local-session')).token"
+    )
+    for number in range(24):
+        made = httpx.post(
+            f"{gateway.url}/api/keys",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"name": f"k{number}"},
+        )
+        assert made.status_code == 201
+    browser.driver.refresh()
+    browser.visible("#signed-in")
+    browser.text_of("#keys-status", "24 of 25 keys.")
+    made = httpx.post(f"{gateway.url}/api/keys", headers={"Authorization": f"Bearer {token}"}, json={})
+    assert made.status_code == 201  # elsewhere, while this page still counts 24
+
+    browser.allowed.append("status of 400")
+    browser.find("#key-name").send_keys("one too many", Keys.ENTER)
+    refused = browser.text_of("#keys-status", "at most 25 API keys")
+    assert browser.find("#keys-status").get_attribute("class") == "status error", refused
+    assert not browser.find("#new-key").is_displayed()
+
+    browser.driver.refresh()
+    browser.visible("#signed-in")
+    browser.text_of("#keys-status", "You have 25 keys, the most an account can have.")
+    assert not browser.find("#create").is_enabled()
