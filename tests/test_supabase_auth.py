@@ -259,3 +259,21 @@ def test_every_call_but_the_mailed_link_needs_the_projects_key(
         f"{supabase.url}/auth/v1/signup", json={"email": new_email(), "password": PASSWORD}, headers=headers
     )
     assert response.status_code == 401
+
+
+def test_an_oauth_button_signs_in_through_the_providers_stand_in(auth: Auth, supabase: FakeSupabase) -> None:
+    supabase.auth.oauth_email = email = new_email()
+    browser = httpx.Client(follow_redirects=False)
+    location = f"{supabase.url}/auth/v1/authorize?provider=github&redirect_to=http://127.0.0.1:1/dashboard"
+    for _ in range(3):  # Auth -> the provider -> Auth's callback -> the page
+        location = browser.get(location).headers["Location"]
+    page, _, fragment = location.partition("#")
+    assert page == "http://127.0.0.1:1/dashboard"
+    user = auth.http.get("/user", headers=auth.as_user(dict(parse_qsl(fragment))["access_token"])).json()
+    assert user["email"] == email and user["app_metadata"]["provider"] == "github"
+
+
+def test_a_provider_the_project_has_not_enabled_is_refused(auth: Auth, supabase: FakeSupabase) -> None:
+    response = httpx.get(f"{supabase.url}/auth/v1/authorize?provider=gitlab")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "validation_failed"

@@ -174,7 +174,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             if self.path == "/auth/v1/.well-known/jwks.json":
                 fake.jwks_fetches += 1
                 self._send(200, fake.jwks)
-            elif self.path.startswith("/auth/v1/"):
+            elif self.path.startswith(("/auth/v1/", "/_provider/")):  # Auth, and its OAuth provider
                 fake.auth.serve(self)
             else:
                 self._send(404, {"message": "no Route matched with those values"})

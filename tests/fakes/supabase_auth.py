@@ -16,11 +16,16 @@ SUPABASE_URL is one value. What it does is what GoTrue documents and does:
 - `GET /verify?token&type&redirect_to`: the mail's link; a 303 to `redirect_to`
   with the session in the fragment (the implicit flow supabase-js uses by
   default), or with `error`/`error_code`/`error_description` when the link is bad.
+- `GET /authorize?provider&redirect_to` (what `signInWithOAuth` opens): for a
+  provider in `oauth_providers`, a 302 to the provider's consent page, which is
+  played by this emulator at `/_provider/<name>/authorize` and sends the browser
+  straight on to `GET /callback`, which signs in (or up) `oauth_email` and
+  redirects to `redirect_to` as `/verify` does. Another provider is GoTrue's 400.
 
 Access tokens are HS256 with the project's JWT secret: `aud` and `role`
 authenticated, `iss` `<SUPABASE_URL>/auth/v1`, `sub` the user id, `session_id`,
-`is_anonymous` false, one hour. Every request but `/verify` needs the project's
-`apikey`. Errors are GoTrue's: `{"code", "error_code", "msg"}`, or
+`is_anonymous` false, one hour. Every request needs the project's `apikey` but
+those the browser opens itself (`/verify`, `/authorize`, `/callback`). Errors are GoTrue's: `{"code", "error_code", "msg"}`, or
 `{"code", "message"}` when the request sends `X-Supabase-Api-Version: 2024-01-01`
 (supabase-js does). CORS is open to any origin, as Supabase's gateway is.
 """
@@ -97,6 +102,9 @@ class SupabaseAuth:
         self.project = project
         self.confirm_email = False  # GoTrue's MAILER_AUTOCONFIRM inverted: off means sessions at sign-up
         self.outbox: list[Mail] = []
+        self.oauth_providers = {"github"}  # enabled in the project's settings
+        self.oauth_email = "octocat@example.com"  # who signs in at the provider's stand-in
+        self._oauth: dict[str, tuple[str, str]] = {}  # state -> (provider, redirect_to)
 
     @property
     def issuer(self) -> str:
@@ -112,13 +120,22 @@ class SupabaseAuth:
         url = urlsplit(request.path)
         query = dict(parse_qsl(url.query))
         route = (request.command, url.path.removeprefix("/auth/v1"))
+        if url.path.startswith("/_provider/"):  # the OAuth provider's consent page, whichever provider
+            route = (request.command, "/_provider")
         versioned = request.headers.get("X-Supabase-Api-Version") == API_VERSION
         headers = dict(CORS) | ({"X-Supabase-Api-Version": API_VERSION} if versioned else {})
         if request.command == "OPTIONS":
             return request.send(204, b"", "text/plain", headers)
         try:
-            if route == ("GET", "/verify"):  # opened from a mail: no apikey, a redirect
-                return request.send(303, b"", "text/plain", headers | {"Location": self.verify(query)})
+            browser = {  # opened by the browser itself: no apikey, a redirect
+                ("GET", "/verify"): lambda: (303, self.verify(query)),
+                ("GET", "/authorize"): lambda: (302, self.authorize(query)),
+                ("GET", "/_provider"): lambda: (302, self.consent(query)),
+                ("GET", "/callback"): lambda: (303, self.callback(query)),
+            }.get(route)
+            if browser is not None:
+                status, location = browser()
+                return request.send(status, b"", "text/plain", headers | {"Location": location})
             self._check_apikey(request.headers.get("apikey"))
             body = self._body(request) if request.command in ("POST", "PUT") else {}
             handler = {
@@ -348,6 +365,57 @@ class SupabaseAuth:
             k: session[k] for k in ("access_token", "expires_at", "expires_in", "refresh_token", "token_type")
         }
         return redirect_to.split("#")[0] + "#" + urlencode({**fragment, "type": kind})
+
+    def authorize(self, query: dict[str, str]) -> str:
+        provider = query.get("provider", "")
+        if provider not in self.oauth_providers:
+            raise AuthError(400, "validation_failed", "Unsupported provider: provider is not enabled")
+        state = secrets.token_urlsafe(16)
+        self._oauth[state] = (provider, query.get("redirect_to") or self.project.site_url)
+        return f"{self.project.url}/_provider/{provider}/authorize?" + urlencode(
+            {"redirect_uri": f"{self.issuer}/callback", "state": state}
+        )
+
+    def consent(self, query: dict[str, str]) -> str:
+        """The provider's page: the person agrees at once, and is sent back with a code."""
+        return f"{query.get('redirect_uri')}?" + urlencode(
+            {"code": secrets.token_hex(8), "state": query.get("state", "")}
+        )
+
+    def callback(self, query: dict[str, str]) -> str:
+        provider, redirect_to = self._oauth.pop(query.get("state", ""), (None, self.project.site_url))
+        if provider is None or not query.get("code"):
+            return (
+                redirect_to.split("#")[0]
+                + "#"
+                + urlencode(
+                    {
+                        "error": "invalid_request",
+                        "error_code": "bad_oauth_state",
+                        "error_description": "OAuth state is invalid",
+                    }
+                )
+            )
+        with self._db() as db:
+            user = (
+                self._find(db, self.oauth_email)
+                or db.execute(
+                    "insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data,"
+                    " raw_user_meta_data, created_at, updated_at) values"
+                    " ('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', %s, %s, '{}',"
+                    " now(), now()) returning *",
+                    (
+                        str(uuid.uuid4()),
+                        self.oauth_email,
+                        Jsonb({"provider": provider, "providers": [provider]}),
+                    ),
+                ).fetchone()
+            )
+            session = self._new_session(db, self._confirm(db, user), "oauth")
+        fragment = {
+            k: session[k] for k in ("access_token", "expires_at", "expires_in", "refresh_token", "token_type")
+        }
+        return redirect_to.split("#")[0] + "#" + urlencode(fragment)
 
     # -- users, sessions, mails ---------------------------------------------------------------
 
