@@ -25,9 +25,10 @@ SUPABASE_URL is one value. What it does is what GoTrue documents and does:
 Access tokens are HS256 with the project's JWT secret: `aud` and `role`
 authenticated, `iss` `<SUPABASE_URL>/auth/v1`, `sub` the user id, `session_id`,
 `is_anonymous` false, one hour. Every request needs the project's `apikey` but
-those the browser opens itself (`/verify`, `/authorize`, `/callback`). Errors are GoTrue's: `{"code", "error_code", "msg"}`, or
-`{"code", "message"}` when the request sends `X-Supabase-Api-Version: 2024-01-01`
-(supabase-js does). CORS is open to any origin, as Supabase's gateway is.
+those the browser opens itself (`/verify`, `/authorize`, `/callback`). Errors
+are GoTrue's: `{"code", "error_code", "msg"}`, or `{"code", "message"}` when the
+request sends `X-Supabase-Api-Version: 2024-01-01` (supabase-js does). CORS is
+open to any origin, as Supabase's gateway is.
 """
 
 from __future__ import annotations
