@@ -4,7 +4,8 @@
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
-#            what the OpenAI-compatible routes cost through the official SDK
+#            what the OpenAI-compatible routes cost through the official SDK,
+#            what the accounts routes (config, local sign-in) cost and import
 # make lint  ruff
 .PHONY: dev signin test bench lint
 
@@ -30,6 +31,7 @@ bench:
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/sdk.py
+	.venv/bin/python bench/accounts.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt
