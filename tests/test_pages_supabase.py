@@ -96,12 +96,17 @@ def test_sign_up_with_email_confirmation_waits_for_the_mailed_link(
 def test_magic_link_signs_in(browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase) -> None:
     email = new_email()
     open_dashboard(browser, supabase_gateway)
+    fill(browser, email, PASSWORD)
+    browser.find("#sign-up").click()
+    signed_in_as(browser, email)
+    browser.find("#sign-out").click()
+    browser.visible("#password-form")
+
     fill(browser, email)
     browser.find("#magic-link").click()
     browser.text_of("#status", f"we sent a sign-in link to {email}")
-    (mail,) = [m for m in supabase.auth.mails_to(email) if m.type == "magiclink"] or supabase.auth.mails_to(
-        email
-    )
+    (mail,) = supabase.auth.mails_to(email)
+    assert mail.type == "magiclink"
     browser.open(mail.link)
     signed_in_as(browser, email)
 
@@ -143,3 +148,12 @@ def test_sign_in_form_keyboard_order_and_configured_methods(
         browser.focused().send_keys(Keys.TAB)
         order.append(browser.focused().get_attribute("id") or browser.focused().text)
     assert order == ["email", "password", "sign-in", "sign-up", "magic-link", "reset", "Continue with Github"]
+
+
+def test_the_github_button_signs_in_through_the_provider(
+    browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase
+) -> None:
+    open_dashboard(browser, supabase_gateway)
+    browser.find("#oauth button").click()  # to Supabase's authorize, the provider, and back
+    signed_in_as(browser, supabase.auth.oauth_email)
+    assert "access_token" not in browser.driver.current_url
