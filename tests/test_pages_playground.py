@@ -61,6 +61,21 @@ def test_stop_aborts_the_chat_request(
     assert browser.find("#send").is_enabled() and not browser.find("#stop").is_enabled()
 
 
+@pytest.mark.parametrize(
+    ("prompt", "said"),
+    [("cut", "The answer broke off"), ("status:400", "fake upstream error 400")],
+)
+def test_provider_failures_are_said_in_plain_words(
+    browser: Browser, pages_gateway: Gateway, prompt: str, said: str
+) -> None:
+    browser.allowed.append("status of 400")
+    open_playground(browser, pages_gateway, "openai")
+    send(browser, prompt)
+    browser.text_of("#status", said)
+    assert browser.find("#status").get_attribute("class") == "status error"
+    assert browser.find("#send").is_enabled()
+
+
 def test_chat_answer_with_markup_is_shown_as_text(browser: Browser, pages_gateway: Gateway) -> None:
     open_playground(browser, pages_gateway, "openai")
     send(browser, XSS)
