@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ROOT, Gateway
+from tests.key_stores import fresh_code
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -167,14 +167,5 @@ def pages_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
 
 
 def signin_link(gateway: Gateway) -> str:
-    """A fresh one-use dashboard link, printed as `make signin` prints it for the running server."""
-    printed = subprocess.run(
-        [sys.executable, "-m", "lib.devserver", "--print-signin", "--port", str(gateway.port)],
-        cwd=ROOT,
-        env=gateway.env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return printed.strip().rsplit(" ", 1)[-1]
+    """A fresh one-use dashboard link for `gateway`, as `make signin` prints it."""
+    return f"{gateway.url}/dashboard#code={fresh_code(gateway.env['CLOUDGPT_DATA_DIR'])}"
