@@ -110,16 +110,21 @@ def printed_code(gateway: Gateway) -> str:
     return match.group(2)
 
 
-def fresh_code(data_dir: str) -> str:
-    """A code from `python -m lib.devserver --print-signin`, another process than the server."""
-    done = subprocess.run(
+def print_signin(**env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m lib.devserver --print-signin` (what `make signin` runs) with only `env` set."""
+    return subprocess.run(
         [sys.executable, "-m", "lib.devserver", "--print-signin"],
         cwd=ROOT,
-        env={"CLOUDGPT_DATA_DIR": data_dir, "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def fresh_code(data_dir: str) -> str:
+    """A code from `make signin`'s command: another process than the server."""
+    done = print_signin(CLOUDGPT_DATA_DIR=data_dir)
     assert done.returncode == 0, done.stderr
     match = SIGNIN_LINK.search(done.stdout)
     assert match, done.stdout

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.fakes.supabase import FakeSupabase
-from tests.key_stores import JWT_SECRET, fresh_code, printed_code
+from tests.key_stores import JWT_SECRET, fresh_code, print_signin, printed_code
 
 
 def redeem(gateway: Gateway, code: str):
@@ -173,3 +173,23 @@ def test_the_link_is_not_printed_where_sign_in_is_not_local(elsewhere: dict[str,
     for gateway in elsewhere.values():
         gateway.log.seek(0)
         assert "sign-in" not in gateway.log.read().decode()
+
+
+def test_an_unusable_data_directory_is_a_503_and_the_server_says_why(
+    start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    gateway = start_gateway(CLOUDGPT_DATA_DIR=str(tmp_path / "a-file" / "data"))
+    gateway.log.seek(0)
+    assert (
+        "Dashboard sign-in is unavailable: CLOUDGPT_DATA_DIR cannot be written" in gateway.log.read().decode()
+    )
+    response = redeem(gateway, "some-code")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "signin_store_unavailable"
+
+
+def test_make_signin_refuses_where_sign_in_is_not_local(data_dir: str) -> None:
+    done = print_signin(CLOUDGPT_DATA_DIR=data_dir, VERCEL="1")
+    assert done.returncode == 1
+    assert "only for the embedded default" in done.stderr and "#code=" not in done.stdout
