@@ -1,15 +1,21 @@
 # make dev   serve every function in api/ on http://127.0.0.1:3000 (HOST, PORT)
+# make signin print a fresh one-time dashboard sign-in link for the running `make dev`
 # make test  ruff, then the whole test suite (installs the test tools on top of what dev needs)
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
-#            what the OpenAI-compatible routes cost through the official SDK
+#            what the OpenAI-compatible routes cost through the official SDK,
+#            what the accounts routes (config, local sign-in) cost and import
 # make lint  ruff
-.PHONY: dev test bench lint
+.PHONY: dev signin test bench lint
 
 dev:
 	@scripts/venv requirements.txt requirements-dev.txt
 	.venv/bin/python -m lib.devserver
+
+signin:
+	@scripts/venv requirements.txt requirements-dev.txt
+	.venv/bin/python -m lib.devserver --print-signin
 
 test:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
@@ -25,6 +31,7 @@ bench:
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/sdk.py
+	.venv/bin/python bench/accounts.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

@@ -149,8 +149,8 @@ def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float]:
     return latency("50%"), latency("99%"), rps
 
 
-def cold_import_ms(rounds: int, cached_bytecode: bool) -> list[float]:
-    """Import times in fresh interpreters, compiling our modules each time or not."""
+def cold_import_ms(rounds: int, cached_bytecode: bool, function: str = "api/chat.py") -> list[float]:
+    """Import times of `function` in fresh interpreters, compiling our modules each time or not."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if not cached_bytecode:  # installed packages keep the bytecode pip compiled; ours has none
@@ -159,7 +159,7 @@ def cold_import_ms(rounds: int, cached_bytecode: bool) -> list[float]:
             shutil.rmtree(cache)
     code = (
         "import sys, time; t = time.perf_counter(); sys.path.insert(0, '.');"
-        "import importlib.util as u; s = u.spec_from_file_location('chat', 'api/chat.py');"
+        f"import importlib.util as u; s = u.spec_from_file_location('function', {function!r});"
         "s.loader.exec_module(u.module_from_spec(s));"
         "print((time.perf_counter() - t) * 1000)"
     )

@@ -1,4 +1,4 @@
-"""Supabase Auth access tokens: who is managing their keys.
+"""Account access tokens: who is managing their keys, and how people sign in.
 
 Tokens are verified here, without a call to Supabase: HS256 with the project's JWT
 secret, or RS256/ES256 with the project's published signing keys (JWKS, fetched on
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 JWKS_TIMEOUT_SECONDS = 0.8
 ASYMMETRIC = ("RS256", "ES256")
+LOCAL_ISSUER = "cloudgpt-local"  # lib.local_signin's tokens
 
 
 def _invalid(reason: str) -> AuthenticationError:
@@ -56,25 +57,32 @@ def _signing_key(token: str, algorithm: str) -> object:
     raise _invalid(f"algorithm {algorithm!r} is not accepted here")
 
 
+def mode() -> str:
+    """How people sign in: `supabase` (Supabase Auth), `local` (the embedded default) or `none`.
+
+    `local` is the one-time links of `lib.local_signin`: never on Vercel, never beside Supabase.
+    """
+    current = settings()
+    if current.supabase_url:
+        return "supabase" if current.supabase_anon_key else "none"
+    return "none" if current.on_vercel else "local"
+
+
 def verify_token(token: str) -> str:
-    """The user id (`sub`) of a valid Supabase Auth access token, or a 401."""
+    """The user id (`sub`) of a valid access token, or a 401.
+
+    Supabase Auth's tokens always; in local mode, also the local server's own (`lib.local_signin`).
+    """
     import jwt
 
     try:
         algorithm = jwt.get_unverified_header(token).get("alg")
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:
         raise _invalid("not a JWT") from None
-    key = _signing_key(token, str(algorithm))
-    url = settings().supabase_url
+    local = issuer == LOCAL_ISSUER and mode() == "local"
     try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            audience="authenticated",
-            issuer=f"{url}/auth/v1" if url else None,
-            options={"require": ["exp", "sub", "aud"]},
-        )
+        claims = _local_claims(token) if local else _supabase_claims(token, str(algorithm))
     except jwt.ExpiredSignatureError:
         raise _invalid("expired") from None
     except jwt.InvalidAudienceError:
@@ -87,3 +95,24 @@ def verify_token(token: str) -> str:
         return str(uuid.UUID(str(claims["sub"])))
     except ValueError:
         raise _invalid("its subject is not a user id") from None
+
+
+def _local_claims(token: str) -> dict:
+    from lib import local_signin
+
+    return local_signin.verify(token)
+
+
+def _supabase_claims(token: str, algorithm: str) -> dict:
+    import jwt
+
+    key = _signing_key(token, algorithm)
+    url = settings().supabase_url
+    return jwt.decode(
+        token,
+        key,
+        algorithms=[algorithm],
+        audience="authenticated",
+        issuer=f"{url}/auth/v1" if url else None,
+        options={"require": ["exp", "sub", "aud"]},
+    )

@@ -73,10 +73,11 @@ class Router:
         public = root / "public"
         self.static = {"/" + str(f.relative_to(public)): f for f in public.rglob("*") if f.is_file()}
         self.static |= {
-            url.removesuffix("/index.html") or "/": f
+            folder: f
             for url, f in self.static.items()
             if f.name == "index.html"
-        }
+            for folder in {url.removesuffix("index.html"), url.removesuffix("/index.html") or "/"}
+        }  # as on Vercel, a folder's index.html serves the folder with and without its slash
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
         if str(root) not in sys.path:
@@ -177,6 +178,22 @@ def access_log(app: WSGIApp) -> WSGIApp:
     return logged
 
 
+def signin_line(host: str, port: int) -> str | None:
+    """A fresh one-time dashboard sign-in link, printed for the local operator (embedded default only)."""
+    import sqlite3
+
+    from lib import accounts, local_signin
+
+    if accounts.mode() != "local":
+        return None
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    try:
+        code = local_signin.new_code()
+    except (sqlite3.Error, OSError) as error:
+        return f"Dashboard sign-in is unavailable: CLOUDGPT_DATA_DIR cannot be written ({error})."
+    return f"Dashboard sign-in (one use, 15 min): http://{shown}:{port}/dashboard#code={code}"
+
+
 def main(argv: list[str] | None = None) -> None:
     import waitress
 
@@ -190,8 +207,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=current.host)
     parser.add_argument("--port", type=int, default=current.port)
     parser.add_argument("--threads", type=int, default=64, help="requests served at once (streams hold one)")
+    parser.add_argument(
+        "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
+    )
     args = parser.parse_args(argv)
+    signin = signin_line(args.host, args.port)
+    if args.print_signin:
+        if signin is None:
+            sys.exit("Sign-in links are only for the embedded default (no Supabase, not on Vercel).")
+        print(signin)
+        return
     print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
+    if signin:
+        print(signin, flush=True)
     # send_bytes=1: every chunk a function yields goes out at once, so streams are not held back.
     waitress.serve(
         access_log(Router()),

@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from lib import catalog
-from lib.schemas import ChatRequest, CreateKeyRequest, ImageGenerationRequest, ImageRequest, VideoRequest
+from lib.schemas import (
+    ChatRequest,
+    CreateKeyRequest,
+    ImageGenerationRequest,
+    ImageRequest,
+    SessionRequest,
+    VideoRequest,
+)
 
 _REF = "#/components/schemas/{model}"
 
@@ -156,10 +163,52 @@ class Health(BaseModel):
     counters: StoreHealth
 
 
+class SupabaseProject(BaseModel):
+    url: str = Field(description="The Supabase project's URL, for `supabase.createClient`.")
+    anonKey: str = Field(description="The project's anon key: public by design.")
+
+
+class AuthConfig(BaseModel):
+    mode: Literal["supabase", "local", "none"] = Field(
+        description="`supabase`: Supabase Auth; `local`: the embedded default's one-time links; `none`: no accounts."
+    )
+    supabase: SupabaseProject | None
+    methods: list[str] = Field(
+        description="Supabase sign-in methods: `password`, `magiclink`, OAuth providers."
+    )
+
+
+class ModalityLimits(BaseModel):
+    anonymous: int = Field(description="Requests per minute without a key, per IP.")
+    authenticated: int = Field(description="Requests per minute with a key, per user.")
+
+
+class PublicConfig(BaseModel):
+    """What the pages need to know; nothing in it is secret."""
+
+    baseUrl: str = Field(description="The OpenAI-compatible base URL, `<origin>/v1`.")
+    auth: AuthConfig
+    limits: dict[Literal["chat", "image", "video"], ModalityLimits]
+    maxKeys: int = Field(description="API keys a user may have at once.")
+
+
+class SessionUser(BaseModel):
+    id: str = Field(description="The local operator's stable user id.")
+    email: None
+
+
+class Session(BaseModel):
+    """A local sign-in: an access token for /api/keys."""
+
+    accessToken: str
+    expiresAt: int = Field(description="When the token expires (Unix seconds).")
+    user: SessionUser
+
+
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
-    401: "The key (or access token) is missing, malformed, unknown or revoked.",
-    404: "No such resource.",
+    401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
+    404: "No such resource (POST /api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
     429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
     502: "The provider answered with an error or with something unusable.",
@@ -338,6 +387,15 @@ _OPERATIONS = (
         errors=(503,),
     ),
     _Operation(
+        "get", ("/api/config",), "What the pages need to know", "Accounts",
+        _json(PublicConfig, "The base URL, how to sign in, the limits, the key cap: nothing secret."),
+    ),
+    _Operation(
+        "post", ("/api/session",), "Redeem a local sign-in code", "Accounts",
+        _json(Session, "An access token for the local operator; the code is used up."),
+        SessionRequest, errors=(400, 401, 404, 413, 503),
+    ),
+    _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",
         _Answer("The OpenAPI 3.1 document.", {"application/json": {"type": "object"}}),
     ),
@@ -349,6 +407,7 @@ _BODIES = {
     ImageGenerationRequest: "image",
     VideoRequest: "video",
     CreateKeyRequest: None,
+    SessionRequest: None,
 }
 
 

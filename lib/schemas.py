@@ -294,3 +294,10 @@ class CreateKeyRequest(BaseModel):
         description='Absent: "Default key".',
         json_schema_extra=lambda schema: schema.pop("default"),
     )
+
+
+class SessionRequest(BaseModel):
+    """POST /api/session: the one-time code of a local sign-in link."""
+
+    model_config = _STRICT
+    code: str = Field(min_length=1, max_length=200, description="The `code` of the link `make dev` printed.")

@@ -8,6 +8,7 @@ every request then answers a 503 `gateway_misconfigured` that names it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -42,6 +43,8 @@ class Settings:
     supabase_url: str | None
     supabase_service_role_key: str | None
     supabase_jwt_secret: str | None
+    supabase_anon_key: str | None
+    supabase_auth_methods: tuple[str, ...]
     key_cache_seconds: int
     upstash_redis_rest_url: str | None
     upstash_redis_rest_token: str | None
@@ -116,6 +119,14 @@ UPSTASH_NAMES = (
 )
 
 
+def _methods(env: dict[str, str], name: str, default: str) -> tuple[str, ...]:
+    """A comma list of sign-in methods (`password`, `magiclink`, OAuth provider names), lower-cased."""
+    methods = tuple(m.strip().lower() for m in (_text(env, name) or default).split(",") if m.strip())
+    if not all(re.fullmatch(r"[a-z][a-z0-9_]{0,31}", m) for m in methods):
+        raise SettingsError(f"CloudGPT is misconfigured: {name} must be a comma list of method names.")
+    return tuple(dict.fromkeys(methods))
+
+
 def _upstash(env: dict[str, str]) -> tuple[str | None, str | None]:
     """Upstash's URL and token: both or neither, so half a configuration is not silently ignored.
 
@@ -153,6 +164,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         supabase_url=_url(env, "SUPABASE_URL"),
         supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
+        supabase_anon_key=_text(env, "SUPABASE_ANON_KEY"),  # public by design: the browser holds it
+        supabase_auth_methods=_methods(env, "SUPABASE_AUTH_METHODS", "password,magiclink"),
         # A revoked key must stop working everywhere within a minute.
         key_cache_seconds=_number(env, "CLOUDGPT_KEY_CACHE_SECONDS", 30, maximum=60),
         upstash_redis_rest_url=upstash_url,

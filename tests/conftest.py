@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.key_stores",
     "tests.upstash_fixtures",
     "tests.api_fixtures",
+    "tests.browser",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ class Gateway:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env  # what it was started with, for a command run beside it
         # The server's log goes to a file: a pipe nobody drains would block it once full.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Fixtures for API keys: both key stores behind a running gateway, users, access tokens.
+"""Fixtures for keys and accounts: key stores behind a gateway, users, access tokens, sign-in codes.
 
 `store` is parametrized over the embedded SQLite store and Supabase (the emulated
 HTTP surface in front of the real PostgreSQL of tests/postgres.py), so one test
@@ -8,6 +8,9 @@ shows one behaviour on both.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +21,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import Gateway
+from tests.conftest import ROOT, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.postgres import Postgres
 
@@ -91,6 +94,56 @@ def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
     if kind == "supabase":
         env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.service_role_key}
     return env
+
+
+SIGNIN_LINK = re.compile(
+    r"^Dashboard sign-in \(one use, 15 min\): (http://127\.0\.0\.1:\d+/dashboard#code=(\S+))$", re.M
+)
+
+
+def printed_code(gateway: Gateway) -> str:
+    """The code of the sign-in link the server printed when it started."""
+    gateway.log.seek(0)
+    match = SIGNIN_LINK.search(gateway.log.read().decode())
+    assert match, "no sign-in link was printed"
+    assert match.group(1).startswith(f"http://127.0.0.1:{gateway.port}/dashboard#code=")
+    return match.group(2)
+
+
+def print_signin(**env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m lib.devserver --print-signin` (what `make signin` runs) with only `env` set."""
+    return subprocess.run(
+        [sys.executable, "-m", "lib.devserver", "--print-signin"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def fresh_code(data_dir: str) -> str:
+    """A code from `make signin`'s command: another process than the server."""
+    done = print_signin(CLOUDGPT_DATA_DIR=data_dir)
+    assert done.returncode == 0, done.stderr
+    match = SIGNIN_LINK.search(done.stdout)
+    assert match, done.stdout
+    return match.group(2)
+
+
+@pytest.fixture(scope="session")
+def supabase_gateway(start_gateway: Callable[..., Gateway], supabase: FakeSupabase) -> Gateway:
+    """The gateway in Supabase mode: keys in PostgreSQL, accounts in the emulated Supabase Auth.
+
+    Mailed links lead to its dashboard, as a project's Site URL would.
+    """
+    gateway = start_gateway(
+        **store_env("supabase", supabase),
+        SUPABASE_ANON_KEY=supabase.anon_key,
+        SUPABASE_AUTH_METHODS="password,magiclink,github",
+    )
+    supabase.site_url = f"{gateway.url}/dashboard"
+    return gateway
 
 
 @pytest.fixture(scope="session", params=["embedded", "supabase"])

@@ -35,10 +35,42 @@ create role authenticator login noinherit;
 grant anon, authenticated, service_role to authenticator;
 
 create schema auth;
+-- auth.users with the columns of GoTrue's own table that its emulator (tests/fakes/supabase_auth.py) uses
 create table auth.users (
+  instance_id uuid,
   id uuid primary key,
-  email text,
-  created_at timestamptz not null default now()
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255) unique,
+  encrypted_password varchar(255),
+  email_confirmed_at timestamptz,
+  confirmation_token varchar(255),
+  confirmation_sent_at timestamptz,
+  recovery_token varchar(255),
+  recovery_sent_at timestamptz,
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_anonymous boolean not null default false,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz
+);
+create table auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  created_at timestamptz,
+  updated_at timestamptz,
+  aal text
+);
+create table auth.refresh_tokens (
+  id bigserial primary key,
+  token varchar(255) unique,
+  user_id varchar(255),
+  revoked boolean,
+  session_id uuid references auth.sessions (id) on delete cascade,
+  parent varchar(255),
+  created_at timestamptz,
+  updated_at timestamptz
 );
 create function auth.uid() returns uuid language sql stable as $$
   select nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')::uuid

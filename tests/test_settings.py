@@ -51,6 +51,7 @@ def test_variables_override_defaults() -> None:
         ("CLOUDGPT_MAX_BODY_BYTES", "0"),
         ("UPSTREAM_CONNECT_TIMEOUT", "soon"),
         ("POLLINATIONS_BASE_URL", "gen.pollinations.ai"),
+        ("SUPABASE_AUTH_METHODS", "password;github"),
     ],
 )
 def test_malformed_values_are_refused_by_name(name: str, value: str) -> None:

@@ -9,6 +9,7 @@
   back in PostgREST's error shape (`code`, `message`, `details`, `hint`) with the
   HTTP status PostgREST's documentation gives for each SQLSTATE.
 - `GET /auth/v1/.well-known/jwks.json`: the project's public signing keys.
+- The rest of `/auth/v1`: Supabase Auth, as tests/fakes/supabase_auth.py emulates it (`auth`).
 
 Every request is recorded so tests can see exactly what crossed the wire.
 """
@@ -26,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from tests.fakes.server import FakeHandler, LoopbackFake
+from tests.fakes.supabase_auth import SupabaseAuth
 from tests.postgres import Postgres
 
 _EXACT_STATUS = {
@@ -68,6 +70,8 @@ class FakeSupabase(LoopbackFake):
         self.delay = 0.0  # seconds each rpc call waits first: a slow database
         self._connections: queue.Queue[psycopg.Connection] = queue.Queue()
         super().__init__(_handler(self))
+        self.auth = SupabaseAuth(self)
+        self.site_url = self.url  # where mailed links lead without a redirect_to (Auth's SITE_URL)
 
     def token(self, role: str, **claims: Any) -> str:
         """A project key as Supabase issues them: a long-lived HS256 JWT naming a role."""
@@ -170,10 +174,21 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             if self.path == "/auth/v1/.well-known/jwks.json":
                 fake.jwks_fetches += 1
                 self._send(200, fake.jwks)
+            elif self.path.startswith(("/auth/v1/", "/_provider/")):  # Auth, and its OAuth provider
+                fake.auth.serve(self)
             else:
                 self._send(404, {"message": "no Route matched with those values"})
 
+        def do_PUT(self) -> None:
+            if self.path.startswith("/auth/v1/"):
+                return fake.auth.serve(self)
+            self._send(404, {"message": "no Route matched with those values"})
+
+        do_OPTIONS = do_PUT  # only Auth answers a preflight: PostgREST is called by the gateway, not a page
+
         def do_POST(self) -> None:
+            if self.path.startswith("/auth/v1/"):
+                return fake.auth.serve(self)
             body = self.read_body()
             fake.requests.append((self.path, dict(self.headers), body))
             if not self.path.startswith("/rest/v1/rpc/"):

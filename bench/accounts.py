@@ -1,0 +1,90 @@
+"""What the accounts routes cost, on loopback through the local server (embedded default).
+
+- `GET /api/config`: what every page load asks first (no store, no key);
+- `POST /api/session`: redeeming a local sign-in code (one SQLite delete, one JWT);
+- `GET /api/keys` with the local operator's token: its verification included;
+- the cold import of api/config.py and api/session.py, and the heavy modules each loads.
+
+    .venv/bin/python bench/accounts.py [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.gateway import cold_import_ms, percentile, sample  # noqa: E402
+from tests.conftest import Gateway  # noqa: E402
+
+HEAVY = ("pydantic", "jwt", "cryptography", "sqlite3", "supabase", "httpx")
+
+
+def stats(samples: list[float]) -> str:
+    return f"p50 {percentile(samples, 0.5):7.3f}  p99 {percentile(samples, 0.99):7.3f} ms"
+
+
+def codes(data_dir: str, n: int) -> list[str]:
+    """`n` fresh sign-in codes, issued as `make signin` issues them."""
+    code = (
+        "import sys; sys.path.insert(0, '.'); from lib import local_signin;"
+        f"print('\\n'.join(local_signin.new_code() for _ in range({n})))"
+    )
+    env = {**os.environ, "CLOUDGPT_DATA_DIR": data_dir}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    return done.stdout.split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "VERCEL"))}
+        gateway = Gateway({**env, "CLOUDGPT_DATA_DIR": data_dir})
+        try:
+            config = sample(lambda: gateway.client.get("/api/config").raise_for_status(), args.requests)
+            print(f"GET /api/config                     {stats(config)}")
+            pending = codes(data_dir, args.requests + min(args.requests, 200))  # sample() warms up first
+            token = ""
+
+            def redeem() -> None:
+                nonlocal token
+                response = gateway.client.post("/api/session", json={"code": pending.pop()})
+                token = response.raise_for_status().json()["accessToken"]
+
+            session = sample(redeem, args.requests)
+            print(f"POST /api/session (a fresh code)    {stats(session)}")
+            auth = {"Authorization": f"Bearer {token}"}
+            listing = sample(
+                lambda: gateway.client.get("/api/keys", headers=auth).raise_for_status(), args.requests
+            )
+            print(f"GET /api/keys (local token)         {stats(listing)}")
+        finally:
+            gateway.stop()
+
+    for function in ("api/config.py", "api/session.py"):
+        cold = cold_import_ms(15, cached_bytecode=True, function=function)
+        probe = (
+            "import sys; sys.path.insert(0, '.'); import importlib.util as u;"
+            f"s = u.spec_from_file_location('f', {function!r}); s.loader.exec_module(u.module_from_spec(s));"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+        )
+        loaded = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        print(
+            f"cold import of {function} (bytecode cached): median {statistics.median(cold):.1f} ms over 15;"
+            f" loads {loaded.stdout.strip()}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+// /dashboard: sign in, then API keys (create, shown once, copy, revoke), quick connect
+// snippets and usage. Every key call carries the account's access token, never a key.
+import { startAuth } from "/assets/auth.js";
+import { ApiError, api, copy, el, say, when } from "/assets/common.js";
+
+const $ = (id) => document.getElementById(id);
+const status = $("status");
+const keysStatus = $("keys-status");
+let auth = null;
+let token = null;
+let config = { maxKeys: 25, baseUrl: `${location.origin}/v1` };
+let keys = [];
+let language = "curl";
+
+function show(id, visible) {
+  $(id).classList.toggle("hidden", !visible);
+}
+
+function failed(node, error) {
+  if (error instanceof ApiError && error.status === 401 && token) {
+    say(status, "Your session has ended. Sign in again.", "error");
+    if (auth && auth.signOut) auth.signOut().catch(() => {});
+    return;
+  }
+  say(node, error.message, "error");
+}
+
+// ---- signed in / out ----
+
+async function onSession(session) {
+  if (session && session.token === token) return; // the same session told again (supabase-js events)
+  const arriving = session && !token;
+  token = session ? session.token : null;
+  show("signed-out", !session);
+  show("signed-in", Boolean(session));
+  if (!session) {
+    keys = [];
+    $("new-key-value").textContent = "";
+    show("new-key", false);
+    return;
+  }
+  $("who").textContent = session.who;
+  if (arriving) say(status, "");
+  await Promise.all([loadKeys(), loadUsage()]);
+}
+
+function signInForms(mode, methods) {
+  show("local-signin", mode === "local");
+  show("no-accounts", mode === "none");
+  show("password-form", mode === "supabase");
+  if (mode !== "supabase") return;
+  const password = methods.includes("password");
+  show("password-fields", password);
+  for (const id of ["sign-in", "sign-up", "reset"]) show(id, password);
+  show("magic-link", methods.includes("magiclink"));
+  const providers = methods.filter((m) => m !== "password" && m !== "magiclink");
+  $("oauth").replaceChildren(
+    ...providers.map((provider) => {
+      const button = el("button", { type: "button", className: "secondary" }, `Continue with ${provider[0].toUpperCase()}${provider.slice(1)}`);
+      button.addEventListener("click", () => auth.oauth(provider).catch((error) => say(status, error.message, "error")));
+      return button;
+    }),
+  );
+}
+
+async function passwordSubmit(event) {
+  event.preventDefault();
+  const action = (event.submitter && event.submitter.value) || "signin";
+  const email = $("email").value.trim();
+  const password = $("password").value;
+  if (!email || !$("email").checkValidity()) {
+    say(status, "Enter your email address.", "error");
+    $("email").focus();
+    return;
+  }
+  if ((action === "signin" || action === "signup") && password.length < 6) {
+    say(status, "Enter your password (at least 6 characters).", "error");
+    $("password").focus();
+    return;
+  }
+  try {
+    if (action === "signin") {
+      say(status, "Signing in…");
+      await auth.signIn(email, password);
+    } else if (action === "signup") {
+      say(status, "Creating your account…");
+      const signedIn = await auth.signUp(email, password);
+      if (!signedIn) say(status, `Check your email: we sent a confirmation link to ${email}.`, "ok");
+    } else if (action === "magiclink") {
+      await auth.magicLink(email);
+      say(status, `Check your email: we sent a sign-in link to ${email}.`, "ok");
+    } else if (action === "reset") {
+      await auth.resetPassword(email);
+      say(status, `If ${email} has an account, a password reset link is on its way.`, "ok");
+    }
+  } catch (error) {
+    say(status, error.message, "error");
+  }
+}
+
+async function recoverySubmit(event) {
+  event.preventDefault();
+  try {
+    await auth.newPassword($("new-password").value);
+    show("recovery-form", false);
+    say(status, "Your password is changed.", "ok");
+  } catch (error) {
+    say(status, error.message, "error");
+  }
+}
+
+// ---- keys ----
+
+async function loadKeys() {
+  try {
+    const response = await api("/api/keys", { token });
+    keys = (await response.json()).data;
+    renderKeys();
+  } catch (error) {
+    failed(keysStatus, error);
+  }
+}
+
+function renderKeys() {
+  const rows = keys.map((key) => {
+    const revoke = el("button", { type: "button", className: "danger" }, "Revoke");
+    const cancel = el("button", { type: "button", className: "secondary hidden" }, "Cancel");
+    revoke.setAttribute("aria-label", `Revoke ${key.name}`);
+    revoke.addEventListener("click", () => {
+      if (!revoke.classList.contains("confirm")) {
+        revoke.classList.add("confirm");
+        revoke.textContent = "Confirm revoke";
+        cancel.classList.remove("hidden");
+        say(keysStatus, `Revoke “${key.name}”? Programs using it stop working at once. Confirm or cancel.`);
+        revoke.focus();
+        return;
+      }
+      revokeKey(key);
+    });
+    cancel.addEventListener("click", () => {
+      revoke.classList.remove("confirm");
+      revoke.textContent = "Revoke";
+      cancel.classList.add("hidden");
+      say(keysStatus, "");
+      revoke.focus();
+    });
+    return el(
+      "tr",
+      { attrs: { "data-key-id": key.id } },
+      el("td", { className: "key-name" }, key.name),
+      el("td", {}, el("code", {}, key.prefix)),
+      el("td", { className: "date" }, when(key.created)),
+      el("td", { className: "date" }, when(key.lastUsed)),
+      el("td", { className: "actions-cell" }, revoke, " ", cancel),
+    );
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 5, className: "muted" }, "No keys yet: create one above.")));
+  $("keys").tBodies[0].replaceChildren(...rows);
+  const max = config.maxKeys || 25;
+  $("create").disabled = keys.length >= max;
+  if (keys.length >= max) say(keysStatus, `You have ${max} keys, the most an account can have. Revoke one to create another.`, "error");
+  else if (!keysStatus.classList.contains("error") && !keysStatus.textContent.startsWith("Revoke")) say(keysStatus, `${keys.length} of ${max} keys.`);
+  renderConnect();
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const name = $("key-name").value.trim();
+  say(keysStatus, "Creating…");
+  try {
+    const response = await api("/api/keys", { token, json: name ? { name } : {} });
+    const created = await response.json();
+    $("new-key-value").textContent = created.key;
+    show("new-key", true);
+    $("key-name").value = "";
+    say(keysStatus, "");
+    await loadKeys();
+    $("connect-key").value = created.id; // quick connect shows the new key
+    renderSnippet();
+    $("copy-key").focus();
+  } catch (error) {
+    failed(keysStatus, error);
+  }
+}
+
+async function revokeKey(key) {
+  try {
+    await api(`/api/keys/${encodeURIComponent(key.id)}`, { token, method: "DELETE" });
+    say(keysStatus, `Revoked “${key.name}”. It no longer works.`, "ok");
+    await loadKeys();
+  } catch (error) {
+    failed(keysStatus, error);
+  }
+}
+
+// ---- quick connect ----
+
+const SNIPPETS = {
+  curl: (base, key) => `curl ${base}/chat/completions \\
+  -H "Authorization: Bearer ${key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]}'`,
+  Python: (base, key) => `from openai import OpenAI
+
+client = OpenAI(base_url="${base}", api_key="${key}")
+reply = client.chat.completions.create(
+    model="openai", messages=[{"role": "user", "content": "Hello!"}]
+)
+print(reply.choices[0].message.content)`,
+  JavaScript: (base, key) => `import OpenAI from "openai";
+
+const client = new OpenAI({ baseURL: "${base}", apiKey: "${key}" });
+const reply = await client.chat.completions.create({
+  model: "openai",
+  messages: [{ role: "user", content: "Hello!" }],
+});
+console.log(reply.choices[0].message.content);`,
+  httpx: (base, key) => `import httpx
+
+reply = httpx.post(
+    "${base}/chat/completions",
+    headers={"Authorization": "Bearer ${key}"},
+    json={"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]},
+    timeout=300,
+)
+print(reply.json()["choices"][0]["message"]["content"])`,
+};
+
+function renderConnect() {
+  const select = $("connect-key");
+  const previous = select.value;
+  select.replaceChildren(...keys.map((key) => el("option", { value: key.id }, `${key.name} (${key.prefix})`)));
+  if (!keys.length) select.append(el("option", { value: "" }, "Create a key first"));
+  if (keys.some((key) => key.id === previous)) select.value = previous;
+  renderSnippet();
+}
+
+function renderSnippet() {
+  const key = keys.find((k) => k.id === $("connect-key").value);
+  const placeholder = key ? key.prefix : "cgpt_...";
+  $("base-url").textContent = config.baseUrl;
+  $("snippet").textContent = SNIPPETS[language](config.baseUrl, placeholder);
+  for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
+}
+
+function snippetTabs() {
+  $("snippet-tabs").replaceChildren(
+    ...Object.keys(SNIPPETS).map((name) => {
+      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
+      tab.addEventListener("click", () => {
+        language = name;
+        renderSnippet();
+      });
+      return tab;
+    }),
+  );
+}
+
+// ---- usage ----
+
+const MODALITIES = ["chat", "image", "video"];
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Stacked bars: requests per day, one colour per modality. */
+function chart(usage) {
+  const days = [];
+  for (let d = new Date(`${usage.from}T00:00:00Z`); d <= new Date(`${usage.to}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1)) {
+    days.push(d.toISOString().slice(0, 10));
+  }
+  const totals = new Map(days.map((day) => [day, { chat: 0, image: 0, video: 0 }]));
+  for (const row of usage.data) {
+    const day = totals.get(row.date);
+    if (day && row.modality in day) day[row.modality] += row.requests;
+  }
+  const peak = Math.max(1, ...[...totals.values()].map((t) => t.chat + t.image + t.video));
+  const width = 600;
+  const height = 180;
+  const bar = width / Math.max(days.length, 1);
+  const plot = height - 20;
+  const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Requests per day by modality" });
+  days.forEach((day, i) => {
+    let y = plot;
+    for (const modality of MODALITIES) {
+      const count = totals.get(day)[modality];
+      if (!count) continue;
+      const h = (count / peak) * (plot - 10);
+      y -= h;
+      const rect = svg("rect", { x: i * bar + 1, y, width: Math.max(bar - 2, 1), height: h, class: `${modality}-bar` });
+      rect.append(svg("title", {}, `${day}: ${count} ${modality}`));
+      picture.append(rect);
+    }
+    if (i % 7 === 0) picture.append(svg("text", { x: i * bar + 1, y: height - 5, class: "axis" }, day.slice(5)));
+  });
+  picture.append(svg("text", { x: width - 4, y: 10, class: "axis", "text-anchor": "end" }, `max ${peak}/day`));
+  const legend = el(
+    "div",
+    { className: "legend" },
+    MODALITIES.map((m) => el("span", {}, el("span", { className: `swatch ${m}` }), m)),
+  );
+  return [legend, picture];
+}
+
+function usageTable(usage) {
+  const names = new Map(keys.map((key) => [key.id, `${key.name} (${key.prefix})`]));
+  const rows = new Map();
+  for (const row of usage.data) {
+    const id = `${row.keyId} ${row.model}`;
+    const sum = rows.get(id) || { keyId: row.keyId, model: row.model, requests: 0, errors: 0, tokens: 0, images: 0, videoSeconds: 0 };
+    sum.requests += row.requests || 0;
+    sum.errors += row.errors || 0;
+    sum.tokens += (row.promptTokens || 0) + (row.completionTokens || 0);
+    sum.images += row.images || 0;
+    sum.videoSeconds += row.videoSeconds || 0;
+    rows.set(id, sum);
+  }
+  return [...rows.values()].sort((a, b) => b.requests - a.requests).map((r) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, names.get(r.keyId) || (r.keyId ? r.keyId : "(revoked key)")),
+      el("td", {}, r.model),
+      el("td", {}, r.requests),
+      el("td", {}, r.errors),
+      el("td", {}, r.tokens),
+      el("td", {}, r.images),
+      el("td", {}, r.videoSeconds),
+    ),
+  );
+}
+
+async function loadUsage() {
+  const note = $("usage-status");
+  let response;
+  try {
+    response = await api("/api/usage?days=30", { token });
+  } catch (error) {
+    $("usage-chart").replaceChildren();
+    show("usage-table", false);
+    if (error instanceof ApiError && error.status === 404) {
+      say(note, "Usage per day is not available on this server yet; each key's last use is in the list above.");
+      note.classList.add("muted");
+    } else failed(note, error);
+    return;
+  }
+  const usage = await response.json();
+  $("usage-chart").replaceChildren(...chart(usage));
+  const rows = usageTable(usage);
+  $("usage-table").tBodies[0].replaceChildren(...rows);
+  show("usage-table", rows.length > 0);
+  say(note, rows.length ? `${usage.from} to ${usage.to} (UTC).` : "No requests in the last 30 days.");
+  note.classList.add("muted");
+}
+
+// ---- start ----
+
+async function start() {
+  $("password-form").addEventListener("submit", passwordSubmit);
+  $("recovery-form").addEventListener("submit", recoverySubmit);
+  $("create-form").addEventListener("submit", createKey);
+  $("copy-key").addEventListener("click", (event) => copy($("new-key-value").textContent, event.currentTarget));
+  $("hide-key").addEventListener("click", () => {
+    $("new-key-value").textContent = "";
+    show("new-key", false);
+    $("key-name").focus();
+  });
+  $("copy-snippet").addEventListener("click", (event) => copy($("snippet").textContent, event.currentTarget));
+  $("connect-key").addEventListener("change", renderSnippet);
+  $("sign-out").addEventListener("click", () => auth.signOut().catch((error) => say(status, error.message, "error")));
+  snippetTabs();
+  try {
+    const response = await api("/api/config");
+    config = { ...config, ...(await response.json()) };
+  } catch (error) {
+    say(status, `This server's settings could not be loaded: ${error.message}`, "error");
+    return;
+  }
+  const mode = (config.auth && config.auth.mode) || "none";
+  signInForms(mode, (config.auth && config.auth.methods) || []);
+  say(status, "");
+  try {
+    auth = await startAuth(config, onSession, () => {
+      show("recovery-form", true); // the reset link signed the person in; the password is next
+      $("new-password").focus();
+    });
+  } catch (error) {
+    show("signed-out", true);
+    say(status, error.message, "error");
+  }
+}
+
+start();
