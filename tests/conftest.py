@@ -44,6 +44,7 @@ class Gateway:
     def __init__(
         self, env: dict[str, str], argv: tuple[str, ...] = ("-m", "lib.devserver", "--port", "{port}")
     ) -> None:
+        self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The server's log goes to a file: a pipe nobody drains would block it once full.
