@@ -49,7 +49,12 @@ class Request:
 
     def query(self, name: str) -> str:
         """A query parameter's first value ("" when absent)."""
-        return next((v for k, v in parse_qsl(self.environ.get("QUERY_STRING", "")) if k == name), "")
+        return self.given(name) or ""
+
+    def given(self, name: str) -> str | None:
+        """A query parameter's first value, None when absent: `?days=` is given, and blank."""
+        pairs = parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        return next((v for k, v in pairs if k == name), None)
 
     @property
     def remote_addr(self) -> str:

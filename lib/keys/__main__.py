@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser(
         "usage", help="the user's usage per day, key, model and modality, as a table"
     )
-    report.add_argument("--days", default="30", help="UTC days to cover, today included (1 to 90)")
-    report.add_argument("--key", default="", help="only this key's usage (key_...)")
+    report.add_argument("--days", help="UTC days to cover, today included (1 to 90, default 30)")
+    report.add_argument("--key", help="only this key's usage (key_...)")
     for command in commands.choices.values():
         command.add_argument("--user", required=True, type=_user, help="the user's id (a UUID)")
     args = parser.parse_args(argv)
