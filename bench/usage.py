@@ -26,11 +26,9 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -62,21 +60,11 @@ runpy.run_module("lib.devserver", run_name="__main__")
 """
 
 
-class DelayedUpstash(UpstashEmulator):
-    """The emulator, each answer held back as long as a network round trip would take."""
-
-    delay = 0.0
-
-    def answer(self, path: str, body: bytes, base64: bool) -> tuple[int, Any]:
-        time.sleep(self.delay)
-        return super().answer(path, body, base64)
-
-
 def serve_upstash(commands: Connection, delay: float) -> None:
     with tempfile.TemporaryDirectory() as directory:
         redis = RedisServer(Path(directory), free_port())
-        DelayedUpstash.delay = delay
-        emulator = DelayedUpstash(redis, TOKEN).start()
+        emulator = UpstashEmulator(redis, TOKEN).start()
+        emulator.delay = delay
         commands.send(emulator.url)
         commands.recv()
         emulator.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from tests.fakes.openai_chat import STREAM_USAGE, USAGE
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token
 from tests.test_limits import burst
+from tests.upstash_fixtures import upstash_env
 
 ZERO = dict.fromkeys(("requests", "errors", "promptTokens", "completionTokens", "images", "videoSeconds"), 0)
 
@@ -331,3 +333,66 @@ def test_the_local_command_prints_the_usage_as_a_table(
         "0",
     ]
     assert lines[-1].split() == ["total", "1", "0", "9", "3", "0", "0"]
+
+
+ROUND_TRIP = 0.5  # the emulator's delay: long enough to tell who waited for it
+
+
+def _timed_chat(gateway: Gateway, **fields: Any) -> float:
+    body = {"model": "openai", "messages": [{"role": "user", "content": "hi"}], **fields}
+    started = time.monotonic()
+    response = gateway.client.post("/api/chat", json=body)  # read to the body's end
+    assert response.status_code == 200
+    return time.monotonic() - started
+
+
+def test_the_callers_last_byte_never_waits_for_the_record(
+    start_gateway: Callable[..., Gateway], upstash: UpstashEmulator, tmp_path: Path
+) -> None:
+    gateway = start_gateway(**upstash_env(upstash.url), UPSTASH_REDIS_TIMEOUT="5")
+    _timed_chat(gateway)  # the first request of an instance opens its clients
+    assert eventually(lambda: _anonymous_requests(tmp_path, upstash), lambda n: n == 1) == 1
+    upstash.delay = ROUND_TRIP
+    for fields in ({}, {"stream": True}):
+        # The rate-limit check's round trip comes before the first byte; the record's after the last.
+        assert _timed_chat(gateway, **fields) < 2 * ROUND_TRIP
+    assert eventually(lambda: _anonymous_requests(tmp_path, upstash), lambda n: n == 3) == 3
+
+
+def _until_eof(url: str, **fields: Any) -> tuple[float, bytes]:
+    """POST /api/chat over HTTP/1.0 and read to the connection's end, as Vercel's proxy reads a function."""
+    body = json.dumps({"model": "openai", "messages": [{"role": "user", "content": "hi"}], **fields}).encode()
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /api/chat HTTP/1.0\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return time.monotonic() - started, answer
+
+
+def test_on_vercel_a_sized_answer_is_recorded_before_the_invocation_ends_and_a_stream_after_it(
+    start_gateway: Callable[..., Gateway], upstash: UpstashEmulator, tmp_path: Path
+) -> None:
+    # Vercel's runtime, like wsgiref, speaks HTTP/1.0 and closes the connection once
+    # the body is closed: a sized body has all its bytes out by then, a stream ends
+    # only with that close. So a sized answer's record is written inside close() and
+    # is there when the connection ends; a stream's is not waited for.
+    function = start_gateway(
+        ("-m", "tests.function_server", "api/chat.py", "--port", "{port}"),
+        **upstash_env(upstash.url), VERCEL="1", UPSTASH_REDIS_TIMEOUT="5",
+    )  # fmt: skip
+    upstash.delay = ROUND_TRIP
+    _, answer = _until_eof(function.url)
+    assert answer.startswith(b"HTTP/1.0 200") and b"Content-Length" in answer
+    assert _anonymous_requests(tmp_path, upstash) == 1
+    elapsed, answer = _until_eof(function.url, stream=True)
+    assert answer.rstrip().endswith(b"data: [DONE]")
+    assert elapsed < 2 * ROUND_TRIP  # the rate-limit check, not the record
+    assert _anonymous_requests(tmp_path, upstash) == 1  # still on its way
+    assert eventually(lambda: _anonymous_requests(tmp_path, upstash), lambda n: n == 2) == 2

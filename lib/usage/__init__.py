@@ -113,7 +113,14 @@ class Meter:
     delivered: dict[str, int] = field(default_factory=dict)  # counted only if the answer succeeds
 
     def sent(self, response: Response, failed: bool) -> None:
-        """Record the answer in a thread of its own: the caller never waits for the store."""
+        """Record the answer without making the caller wait for the store's round trip.
+
+        Servers end a body only once close() has returned (waitress writes its last
+        bytes then; Vercel's runtime closes the connection that ends a body without a
+        Content-Length), so the write runs in a thread of its own. On Vercel a sized
+        body's last byte has already left: there the write happens in close(), so
+        the invocation cannot end, and the instance be suspended, before it is done.
+        """
         counts = {"requests": 1, "errors": int(failed)}
         counts |= {
             name: response.used[name]
@@ -126,7 +133,10 @@ class Meter:
             (self.caller.id, self.caller.key_id or "") if self.caller.authenticated else (ANONYMOUS, "")
         )
         entry = Entry(today(), user, key_id, self.model, self.modality, counts)
-        threading.Thread(target=_record, args=(entry,), name="usage-record").start()
+        if settings().on_vercel and "Content-Length" in response.headers:
+            _record(entry)
+        else:
+            threading.Thread(target=_record, args=(entry,), name="usage-record").start()
 
 
 def meter(request: Request, caller: Caller, modality: str) -> Meter:
