@@ -18,6 +18,7 @@ from lib.errors import UpstreamError
 from lib.settings import settings
 from lib.upstream import Deadline, chunks
 from lib.usage import tokens
+from lib.web import dumps
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -29,7 +30,8 @@ def relay(
     """Our SSE events for the provider's open streaming response; closes it, also when the caller leaves.
 
     The tokens a chunk's `usage` states go into `used`. OpenAI sends them in an extra
-    last chunk with no choices; that chunk is passed on only when `forward_usage`.
+    last chunk with no choices (and `"usage": null` in every other); unless
+    `forward_usage`, that chunk is dropped and the field removed from the others.
     """
     try:
         body = chunks(provider, response, deadline, keepalive=settings().stream_keepalive_interval)
@@ -73,9 +75,12 @@ def _events(
             raise UpstreamError(f"{provider} sent a malformed stream event.", code="upstream_malformed")
         if "error" in chunk:
             raise UpstreamError(f"{provider} failed mid-stream.", code="upstream_stream_error")
-        if chunk.get("usage") is not None:
+        if "usage" in chunk:
             used.update(tokens(chunk["usage"]))
-            if chunk.get("choices") == [] and not forward_usage:
-                continue  # the usage chunk, which the caller did not ask for
+            if not forward_usage:  # as OpenAI answers a caller who did not ask: no usage anywhere
+                if chunk.get("choices") == []:
+                    continue  # the extra usage chunk
+                del chunk["usage"]
+                data = dumps(chunk)
         yield b"data: " + data + b"\n\n"
     raise UpstreamError(f"{provider} ended the stream without [DONE].", code="upstream_stream_incomplete")

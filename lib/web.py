@@ -263,7 +263,10 @@ class _Reported:
             if close is not None:
                 close()
         finally:
-            self._report(self._response, self._failed or bool(self._response.used.get("errors")))
+            try:
+                self._report(self._response, self._failed or bool(self._response.used.get("errors")))
+            except Exception:  # the answer is out: what reporting it does must not break the server
+                log.exception("reporting an answer failed")
 
 
 def failing(error: GatewayError) -> WSGIApp:

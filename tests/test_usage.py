@@ -117,7 +117,7 @@ def test_a_stream_records_the_usage_chunks_tokens_and_forwards_it_only_when_aske
     assert (plain.status_code, asked.status_code) == (200, 200)
     plain_events, asked_events = _events(plain), _events(asked)
     assert plain_events[-1] == asked_events[-1] == "[DONE]"
-    assert not [e for e in plain_events[:-1] if e.get("usage") or e["choices"] == []]
+    assert not [e for e in plain_events[:-1] if "usage" in e or e["choices"] == []]
     assert asked_events[-2] == {**asked_events[-2], "choices": [], "usage": STREAM_USAGE}
     answer = totals(account, requests=2)
     assert answer["totals"] == {
@@ -396,3 +396,20 @@ def test_on_vercel_a_sized_answer_is_recorded_before_the_invocation_ends_and_a_s
     assert elapsed < 2 * ROUND_TRIP  # the rate-limit check, not the record
     assert _anonymous_requests(tmp_path, upstash) == 1  # still on its way
     assert eventually(lambda: _anonymous_requests(tmp_path, upstash), lambda n: n == 2) == 2
+
+
+def test_a_mapleai_stream_records_its_usage_chunk_like_pollinations(open_gateway: Gateway) -> None:
+    account = Account(open_gateway)
+    asked = account.chat(model="mapleai-gpt4o", stream=True, stream_options={"include_usage": True})
+    assert _events(asked)[-2]["usage"] == STREAM_USAGE
+    assert "usage" not in account.chat(model="mapleai-gpt4o", stream=True).text
+    answer = totals(account, requests=2)
+    assert answer["data"] == [
+        {
+            **answer["data"][0],
+            "model": "mapleai-gpt4o",
+            "requests": 2,
+            "promptTokens": 2 * STREAM_USAGE["prompt_tokens"],
+            "completionTokens": 2 * STREAM_USAGE["completion_tokens"],
+        }
+    ]
