@@ -199,7 +199,7 @@ _SECURITY = {
         "type": "http",
         "scheme": "bearer",
         "description": (
-            "A CloudGPT API key (`cgpt_...`). On /api/keys, a Supabase Auth access token works too."
+            "A CloudGPT API key (`cgpt_...`). On /api/keys and /api/usage, a Supabase Auth access token works too."
         ),
     }
 }
