@@ -73,9 +73,20 @@ def totals(account: Account, query: str = "", requests: int = 1) -> dict[str, An
     return answer
 
 
+@pytest.fixture(scope="module")
+def usage_gateways(
+    start_gateway: Callable[..., Gateway], upstash_emulator: UpstashEmulator
+) -> dict[str, Gateway]:
+    """One gateway per backend for the module: every test has its own user, so they never mix."""
+    return {
+        name: start_gateway(**env, SUPABASE_JWT_SECRET=JWT_SECRET, RATE_LIMIT_CHAT_AUTHENTICATED="1000")
+        for name, env in (("sqlite", {}), ("upstash", upstash_env(upstash_emulator.url)))
+    }
+
+
 @pytest.fixture
-def usage_gateway(start_gateway: Callable[..., Gateway], backend: dict[str, str]) -> Gateway:
-    return start_gateway(**backend, SUPABASE_JWT_SECRET=JWT_SECRET, RATE_LIMIT_CHAT_AUTHENTICATED="1000")
+def usage_gateway(usage_gateways: dict[str, Gateway], backend: dict[str, str]) -> Gateway:
+    return usage_gateways["upstash" if backend else "sqlite"]
 
 
 def test_a_json_completion_records_the_providers_exact_tokens(usage_gateway: Gateway) -> None:

@@ -166,7 +166,7 @@ def report(user: str, days: int, key_id: str | None = None) -> dict[str, object]
             continue
         counts = {name: row.counts.get(name, 0) for name in METRICS}
         data.append({
-            "date": iso(row.day), "keyId": row.key_id or None, "model": row.model or None,
+            "date": iso(row.day), "keyId": row.key_id, "model": row.model or None,
             "modality": row.modality, **counts,
         })  # fmt: skip
         for name in METRICS:
