@@ -225,6 +225,9 @@ def test_anonymous_traffic_is_counted_without_any_ip_stored(
     stored = _usage_store_text(tmp_path, upstash)
     assert "anonymous" in stored
     assert "127.0.0.1" not in stored
+    if upstash is not None:  # one hash a day, kept at least 90 days
+        with upstash.connection() as redis:
+            assert 90 * 86_400 < redis.call("TTL", f"cgpt:usage:anonymous:{today()}") <= 100 * 86_400
 
 
 def test_another_users_usage_is_never_visible(usage_gateway: Gateway) -> None:
