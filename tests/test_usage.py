@@ -28,6 +28,7 @@ from tests.conftest import ROOT, Gateway
 from tests.fakes.openai_chat import STREAM_USAGE, USAGE
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token
+from tests.test_chat import sse_events
 from tests.test_limits import burst
 from tests.upstash_fixtures import upstash_env
 
@@ -69,8 +70,7 @@ def eventually(read: Callable[[], Any], wanted: Callable[[Any], bool], seconds: 
 
 def totals(account: Account, query: str = "", requests: int = 1) -> dict[str, Any]:
     """The usage answer, once it counts `requests` requests."""
-    answer = eventually(lambda: account.usage(query).json(), lambda a: a["totals"]["requests"] >= requests)
-    return answer
+    return eventually(lambda: account.usage(query).json(), lambda a: a["totals"]["requests"] >= requests)
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +112,8 @@ def test_a_json_completion_records_the_providers_exact_tokens(usage_gateway: Gat
 
 
 def _events(response: httpx.Response) -> list[Any]:
-    return [
-        line[6:] if line == "data: [DONE]" else json.loads(line[6:])
-        for line in response.text.splitlines()
-        if line.startswith("data: ")
-    ]
+    """A stream's events, each parsed, `[DONE]` as it is."""
+    return [data if data == "[DONE]" else json.loads(data) for data in sse_events(response.text)]
 
 
 def test_a_stream_records_the_usage_chunks_tokens_and_forwards_it_only_when_asked(
