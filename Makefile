@@ -6,6 +6,7 @@
 #            what key verification and the rate-limit check add on each backend,
 #            what the OpenAI-compatible routes cost through the official SDK,
 #            what the accounts routes (config, local sign-in) cost and import
+#            what recording usage adds to the time to the last byte
 # make lint  ruff
 .PHONY: dev signin test bench lint
 
@@ -32,6 +33,7 @@ bench:
 	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/sdk.py
 	.venv/bin/python bench/accounts.py
+	.venv/bin/python bench/usage.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

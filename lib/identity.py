@@ -72,11 +72,11 @@ def identify(request: Request) -> Caller:
 
 
 def account_holder(request: Request) -> str:
-    """The user managing keys: from a Supabase Auth access token, or one of their own keys."""
+    """The user managing keys or reading usage: from a Supabase Auth access token, or one of their keys."""
     token = _bearer(request)
     if token is None:
         raise AuthenticationError(
-            "Managing API keys needs 'Authorization: Bearer <access token or API key>'.",
+            "Your keys and usage need 'Authorization: Bearer <access token or API key>'.",
             code="missing_credentials",
         )
     if token.startswith(keys.PREFIX):

@@ -205,6 +205,30 @@ class Session(BaseModel):
     user: SessionUser
 
 
+class UsageCounts(BaseModel):
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0, description="4xx answers after the rate-limit check, 5xx, broken streams.")
+    promptTokens: int = Field(ge=0, description="As the provider stated them; 0 when it gave none.")
+    completionTokens: int = Field(ge=0)
+    images: int = Field(ge=0, description="Images delivered.")
+    videoSeconds: int = Field(ge=0, description="The requested duration of each clip delivered.")
+
+
+class UsageRow(UsageCounts):
+    date: str = Field(description="The UTC day (`YYYY-MM-DD`).", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    keyId: str = Field(description="The key the requests were made with; revoked keys stay listed.")
+    model: str | None = Field(description="The model asked for; null if the request failed before one.")
+    modality: Literal["chat", "image", "video"]
+
+
+class UsageReport(BaseModel):
+    object: Literal["usage"]
+    from_: str = Field(alias="from", description="The first UTC day covered.")
+    to: str = Field(description="The last UTC day covered: today.")
+    data: list[UsageRow] = Field(description="Newest day first; rows with nothing in them are left out.")
+    totals: UsageCounts
+
+
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
@@ -250,7 +274,7 @@ _SECURITY = {
         "type": "http",
         "scheme": "bearer",
         "description": (
-            "A CloudGPT API key (`cgpt_...`). On /api/keys, a Supabase Auth access token works too."
+            "A CloudGPT API key (`cgpt_...`). On /api/keys and /api/usage, a Supabase Auth access token works too."
         ),
     }
 }
@@ -286,9 +310,22 @@ class _Operation:
     limited: bool = False  # counted against a per-minute rate limit
     provider: bool = False  # answered by a provider
     errors: tuple[int, ...] = ()
+    query: tuple[dict[str, Any], ...] = ()  # query parameters, as OpenAPI describes them
 
 
 _PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
+_USAGE_QUERY = (
+    {
+        "name": "days", "in": "query", "required": False,
+        "description": "How many UTC days to cover, today included.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 90, "default": 30},
+    },
+    {
+        "name": "keyId", "in": "query", "required": False,
+        "description": "Only this key's usage (one of yours; another user's key id has none).",
+        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
+    },
+)  # fmt: skip
 _KEY_ERRORS = (401, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
@@ -396,6 +433,11 @@ _OPERATIONS = (
         SessionRequest, errors=(400, 401, 404, 413, 503),
     ),
     _Operation(
+        "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
+        _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
+        auth="required", errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
+    ),
+    _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",
         _Answer("The OpenAPI 3.1 document.", {"application/json": {"type": "object"}}),
     ),
@@ -482,6 +524,8 @@ def _operation(operation: _Operation, path: str, refs: dict[Any, dict[str, Any]]
             "required": operation.body_required,
             "content": {"application/json": {"schema": refs[(operation.body, "validation")]}},
         }
+    if operation.query:
+        item["parameters"] = list(operation.query)
     if "{id}" in path:
         ids = {"enum": [model.id for model in catalog.every_model()]} if operation.tag == "Models" else {}
         item["parameters"] = [

@@ -17,16 +17,25 @@ import httpx
 from lib.errors import UpstreamError
 from lib.settings import settings
 from lib.upstream import Deadline, chunks
+from lib.usage import tokens
+from lib.web import dumps
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def relay(provider: str, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
-    """Our SSE events for the provider's open streaming response; closes it, also when the caller leaves."""
+def relay(
+    provider: str, response: httpx.Response, deadline: Deadline, used: dict[str, int], *, forward_usage: bool
+) -> Iterator[bytes]:
+    """Our SSE events for the provider's open streaming response; closes it, also when the caller leaves.
+
+    The tokens a chunk's `usage` states go into `used`. OpenAI sends them in an extra
+    last chunk with no choices (and `"usage": null` in every other); unless
+    `forward_usage`, that chunk is dropped and the field removed from the others.
+    """
     try:
         body = chunks(provider, response, deadline, keepalive=settings().stream_keepalive_interval)
-        yield from _events(provider, _lines(body))
+        yield from _events(provider, _lines(body), used, forward_usage)
     finally:
         response.close()
 
@@ -45,7 +54,9 @@ def _lines(body: Iterator[bytes | None]) -> Iterator[bytes | None]:
         yield pending
 
 
-def _events(provider: str, lines: Iterator[bytes | None]) -> Iterator[bytes]:
+def _events(
+    provider: str, lines: Iterator[bytes | None], used: dict[str, int], forward_usage: bool
+) -> Iterator[bytes]:
     for line in lines:
         if line is None:
             yield KEEPALIVE
@@ -64,5 +75,12 @@ def _events(provider: str, lines: Iterator[bytes | None]) -> Iterator[bytes]:
             raise UpstreamError(f"{provider} sent a malformed stream event.", code="upstream_malformed")
         if "error" in chunk:
             raise UpstreamError(f"{provider} failed mid-stream.", code="upstream_stream_error")
+        if "usage" in chunk:
+            used.update(tokens(chunk["usage"]))
+            if not forward_usage:  # as OpenAI answers a caller who did not ask: no usage anywhere
+                if chunk.get("choices") == []:
+                    continue  # the extra usage chunk
+                del chunk["usage"]
+                data = dumps(chunk)
         yield b"data: " + data + b"\n\n"
     raise UpstreamError(f"{provider} ended the stream without [DONE].", code="upstream_stream_incomplete")

@@ -37,6 +37,9 @@ class Request:
         self.id = "req_" + secrets.token_hex(12)
         # Headers every response to this request carries (rate-limit state, provider).
         self.response_headers: dict[str, str] = {}
+        # Called once the answer was sent or abandoned (the server closed its body), with
+        # the response and whether it failed: where usage is recorded, off the caller's time.
+        self.on_sent: Callable[[Response, bool], None] | None = None
 
     def header(self, name: str) -> str | None:
         key = name.upper().replace("-", "_")
@@ -46,7 +49,12 @@ class Request:
 
     def query(self, name: str) -> str:
         """A query parameter's first value ("" when absent)."""
-        return next((v for k, v in parse_qsl(self.environ.get("QUERY_STRING", "")) if k == name), "")
+        return self.given(name) or ""
+
+    def given(self, name: str) -> str | None:
+        """A query parameter's first value, None when absent: `?days=` is given, and blank."""
+        pairs = parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        return next((v for k, v in pairs if k == name), None)
 
     @property
     def remote_addr(self) -> str:
@@ -101,6 +109,8 @@ class Response:
         self.body = body
         self.status = status
         self.headers = headers or {}
+        # What producing the answer used (`promptTokens`, ...), and `errors` once it failed midway.
+        self.used: dict[str, int] = {}
 
 
 def dumps(data: object) -> bytes:
@@ -120,14 +130,17 @@ def error_response(error: GatewayError) -> Response:
     return json_response(error.envelope(), error.status, error.headers)
 
 
-def event_stream(events: Iterator[bytes], headers: dict[str, str] | None = None) -> Response:
+def event_stream(
+    events: Iterator[bytes], headers: dict[str, str] | None = None, used: dict[str, int] | None = None
+) -> Response:
     """A `text/event-stream` response whose events are sent as they are produced.
 
     A failure after the first byte can no longer change the status, so it is sent
-    as a last `data: {"error": ...}` event and the stream ends there.
+    as a last `data: {"error": ...}` event and the stream ends there; `used` (which
+    the events may fill in as they go) then counts it in `errors`.
     """
-    return Response(
-        _guarded(events),
+    response = Response(
+        [],
         200,
         {
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -136,6 +149,10 @@ def event_stream(events: Iterator[bytes], headers: dict[str, str] | None = None)
             **(headers or {}),
         },
     )
+    if used is not None:
+        response.used = used
+    response.body = _guarded(events, response.used)
+    return response
 
 
 def media_stream(chunks: Iterable[bytes], content_type: str, content_length: int | None = None) -> Response:
@@ -151,13 +168,15 @@ def media_stream(chunks: Iterable[bytes], content_type: str, content_length: int
     return Response(chunks, 200, headers)
 
 
-def _guarded(events: Iterator[bytes]) -> Iterator[bytes]:
+def _guarded(events: Iterator[bytes], used: dict[str, int]) -> Iterator[bytes]:
     try:
         yield from events
     except GatewayError as error:
+        used["errors"] = 1
         yield b"data: " + dumps(error.envelope()) + b"\n\n"
     except Exception:
         log.exception("stream failed")
+        used["errors"] = 1
         yield b"data: " + dumps(InternalError("The stream failed inside the gateway.").envelope()) + b"\n\n"
     finally:
         close = getattr(events, "close", None)
@@ -207,7 +226,47 @@ def _start(request: Request, response: Response, start_response: Callable[..., A
         **response.headers,
     }
     start_response(_status_line(response.status), list(headers.items()))
+    if request.on_sent is not None:
+        return _Reported(response, request.on_sent)
     return response.body
+
+
+class _Reported:
+    """A response body that reports how it ended once the server closes it.
+
+    Servers close the body after its last chunk (or when the caller leaves); the
+    report runs then, never before a byte the caller waits for was handed over.
+    A failure raised while producing it (a media stream cut off) counts as failed.
+    """
+
+    def __init__(self, response: Response, report: Callable[[Response, bool], None]) -> None:
+        self._response = response
+        self._report = report
+        self._chunks = iter(response.body)
+        self._failed = response.status >= 400
+
+    def __iter__(self) -> _Reported:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise
+        except Exception:
+            self._failed = True
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._response.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            try:
+                self._report(self._response, self._failed or bool(self._response.used.get("errors")))
+            except Exception:  # the answer is out: what reporting it does must not break the server
+                log.exception("reporting an answer failed")
 
 
 def failing(error: GatewayError) -> WSGIApp:

@@ -45,6 +45,7 @@ class Gateway:
     def __init__(
         self, env: dict[str, str], argv: tuple[str, ...] = ("-m", "lib.devserver", "--port", "{port}")
     ) -> None:
+        self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env  # what it was started with, for a command run beside it

@@ -21,17 +21,23 @@ KEY_PREFIX = "cgpt:rl:"
 KEY_TTL_SECONDS = 120
 
 
+def rest_client(url: str, token: str, timeout: float) -> Redis:
+    """A client for Upstash's REST API, every call bounded by `timeout`; the usage records use it too."""
+    # No retries: INCR and HINCRBY are not idempotent, and a retry after a lost answer
+    # would count one request twice. No telemetry or sync-token headers: nothing reads them.
+    redis = Redis(url, token, rest_retries=0, allow_telemetry=False, read_your_writes=False)
+    # The client builds its httpx.Client with timeout=None and takes no setting
+    # for it, so its pool is bounded here; if a release moves it, fail loudly.
+    http = getattr(getattr(redis, "_http", None), "_client", None)
+    if not isinstance(http, httpx.Client):
+        raise CountersUnavailable() from TypeError("upstash-redis no longer exposes its httpx client")
+    http.timeout = httpx.Timeout(timeout)
+    return redis
+
+
 class UpstashCounters:
     def __init__(self, url: str, token: str, timeout: float) -> None:
-        # No retries: INCR is not idempotent, and a retry after a lost answer would
-        # count one request twice. No telemetry or sync-token headers: nothing reads them.
-        self._redis = Redis(url, token, rest_retries=0, allow_telemetry=False, read_your_writes=False)
-        # The client builds its httpx.Client with timeout=None and takes no setting
-        # for it, so its pool is bounded here; if a release moves it, fail loudly.
-        http = getattr(getattr(self._redis, "_http", None), "_client", None)
-        if not isinstance(http, httpx.Client):
-            raise CountersUnavailable() from TypeError("upstash-redis no longer exposes its httpx client")
-        http.timeout = httpx.Timeout(timeout)
+        self._redis = rest_client(url, token, timeout)
 
     def hit(self, bucket: str, window: int) -> int:
         """Count one request in `bucket`'s `window`; the count including it."""

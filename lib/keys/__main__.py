@@ -3,6 +3,7 @@
 python -m lib.keys create --user <uuid> [--name dev]
 python -m lib.keys list   --user <uuid>
 python -m lib.keys revoke --user <uuid> <key id>
+python -m lib.keys usage  --user <uuid> [--days 30] [--key <key id>]
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import argparse
 import json
 import sys
 import uuid
+from typing import Any
 
 from pydantic import ValidationError
 
-from lib import keys
+from lib import keys, usage
 from lib.errors import GatewayError
 from lib.schemas import CreateKeyRequest
+from lib.usage.query import parse_days, parse_key_id
 
 
 def _user(value: str) -> str:
@@ -24,6 +27,19 @@ def _user(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise argparse.ArgumentTypeError("must be a user id (a UUID)") from None
+
+
+def usage_table(report: dict[str, Any]) -> str:
+    """GET /api/usage's answer as a table: a row per day, key, model and modality, then the totals."""
+    head = ["date", "keyId", "model", "modality", *usage.METRICS]
+    rows = [[str(row[name]) if row[name] is not None else "-" for name in head] for row in report["data"]]
+    rows.append(["total", "", "", "", *(str(report["totals"][name]) for name in usage.METRICS)])
+    widths = [max(len(line[i]) for line in [head, *rows]) for i in range(len(head))]
+    lines = [head, ["-" * width for width in widths], *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="list the user's keys, newest first")
     revoke = commands.add_parser("revoke", help="delete one of the user's keys")
     revoke.add_argument("id", help="the key's id (key_...)")
+    report = commands.add_parser(
+        "usage", help="the user's usage per day, key, model and modality, as a table"
+    )
+    report.add_argument("--days", help="UTC days to cover, today included (1 to 90, default 30)")
+    report.add_argument("--key", help="only this key's usage (key_...)")
     for command in commands.choices.values():
         command.add_argument("--user", required=True, type=_user, help="the user's id (a UUID)")
     args = parser.parse_args(argv)
@@ -48,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             result: object = keys.create(args.user, name)
         elif args.command == "list":
             result = {"data": keys.list_keys(args.user)}
+        elif args.command == "usage":
+            print(usage_table(usage.report(args.user, parse_days(args.days), parse_key_id(args.key))))
+            return 0
         elif not keys.revoke(args.user, args.id):
             print(f"error: the user has no key {args.id}", file=sys.stderr)
             return 1

@@ -9,23 +9,33 @@ from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
 from lib.upstream import Deadline, open_response, read_body
+from lib.usage import tokens
 from lib.web import Response, event_stream, json_response
 
 
 def chat_completion(
     provider: str, base_url: str, api_key: str | None, model: Model, body: ChatRequest, deadline: Deadline
 ) -> Response:
-    """The provider's completion as CloudGPT answers it: JSON, or SSE chunks as they come."""
+    """The provider's completion as CloudGPT answers it: JSON, or SSE chunks as they come.
+
+    A stream always asks the provider for its usage chunk (to record the tokens); the
+    caller gets that chunk only when they asked for it too.
+    """
+    upstream_body = body.upstream_body(model.upstream)
+    if body.stream:
+        upstream_body["stream_options"] = {**upstream_body.get("stream_options", {}), "include_usage": True}
     response = open_response(
         provider,
         "POST",
         f"{base_url}/v1/chat/completions",
         api_key=api_key,
-        json_body=body.upstream_body(model.upstream),
+        json_body=upstream_body,
         deadline=deadline,
     )
     if body.stream:
-        return event_stream(relay(provider, response, deadline))
+        used: dict[str, int] = {}
+        wants_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return event_stream(relay(provider, response, deadline, used, forward_usage=wants_usage), used=used)
     raw = read_body(provider, response, deadline)
     try:
         completion = json.loads(raw)
@@ -35,4 +45,6 @@ def chat_completion(
         raise UpstreamError(
             f"{provider} answered with something that is not a chat completion.", code="upstream_malformed"
         )
-    return json_response(completion)
+    answer = json_response(completion)
+    answer.used = tokens(completion.get("usage"))
+    return answer

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fakes import files
-from tests.fakes.openai_chat import completion, event, last_content
+from tests.fakes.openai_chat import completion, event, last_content, usage_event, wants_usage
 from tests.fakes.pollinations import Recorded
 from tests.fakes.server import FakeHandler, LoopbackFake
 
@@ -154,9 +154,12 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
             if not body.get("stream"):
                 self.send_json(200, completion("chatcmpl-maple", model, text))
                 return
+            usage = wants_usage(body)
             deltas = [{"role": "assistant", "content": ""}, {"content": text}]
-            events = [event("chatcmpl-maple", model, delta) for delta in deltas]
-            events += [event("chatcmpl-maple", model, {}, "stop"), b"data: [DONE]\n\n"]
+            events = [event("chatcmpl-maple", model, delta, usage=usage) for delta in deltas]
+            events.append(event("chatcmpl-maple", model, {}, "stop", usage=usage))
+            events += [usage_event("chatcmpl-maple", model)] if usage else []
+            events.append(b"data: [DONE]\n\n")
             self.send(200, b"".join(events), "text/event-stream")
 
         def _image(self, body: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes import files
-from tests.fakes.openai_chat import completion, event, last_content
+from tests.fakes.openai_chat import completion, event, last_content, usage_event, wants_usage
 from tests.fakes.server import FakeHandler, LoopbackFake
 
 COMPLETION_ID = "chatcmpl-fake"
@@ -111,7 +111,7 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             elif verb == "html":
                 self.send(200, b"<html><body>Oh snap</body></html>", "text/html")
             elif body.get("stream"):
-                self._stream(model, verb, argument, content)
+                self._stream(model, verb, argument, content, usage=wants_usage(body))
             else:
                 self.send_json(200, completion(COMPLETION_ID, model, f"echo: {content}", user_tier="seed"))
 
@@ -150,17 +150,17 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             else:
                 files.send_bytes(self, content_type, files.MP4 if video else files.png(4, 3))
 
-        def _stream(self, model: str, verb: str, argument: str, content: str) -> None:
+        def _stream(self, model: str, verb: str, argument: str, content: str, *, usage: bool) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.write_chunk(event(COMPLETION_ID, model, {"role": "assistant", "content": ""}))
+            self.write_chunk(event(COMPLETION_ID, model, {"role": "assistant", "content": ""}, usage=usage))
             if verb == "gate":
-                self.write_chunk(event(COMPLETION_ID, model, {"content": "first"}))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": "first"}, usage=usage))
                 fake.gate(argument).wait(10)
             if verb == "cut":
-                self.write_chunk(event(COMPLETION_ID, model, {"content": "partial"}))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": "partial"}, usage=usage))
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
@@ -171,8 +171,10 @@ def _handler(fake: FakePollinations) -> type[BaseHTTPRequestHandler]:
             if verb == "errorevent":
                 self.write_chunk(b'data: {"error": {"message": "model overloaded", "code": 500}}\n\n')
             for word in ("echo:", content):
-                self.write_chunk(event(COMPLETION_ID, model, {"content": word}))
-            self.write_chunk(event(COMPLETION_ID, model, {}, "stop"))
+                self.write_chunk(event(COMPLETION_ID, model, {"content": word}, usage=usage))
+            self.write_chunk(event(COMPLETION_ID, model, {}, "stop", usage=usage))
+            if usage:
+                self.write_chunk(usage_event(COMPLETION_ID, model))
             if verb != "nodone":
                 self.write_chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")

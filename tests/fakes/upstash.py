@@ -13,13 +13,15 @@ Follows Upstash's documented protocol (docs: Redis > Features > REST API):
 - `Upstash-Encoding: base64`: every string in a result base64-encoded, except `OK`;
 - only HEAD, GET, POST and PUT; anything else is a 405.
 
-Tests can make it misbehave (`answer_with`) and read how many requests it served.
+Tests can make it misbehave (`answer_with`) or slow (`delay`, seconds before each
+answer, as a distant region's round trip) and read how many requests it served.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +47,7 @@ class UpstashEmulator(LoopbackFake):
         self.redis = redis
         self.token = token
         self.requests = 0
+        self.delay = 0.0
         self.failure: tuple[int, bytes, str] | None = None
         self._idle: list[RespConnection] = []
         self._lock = threading.Lock()
@@ -66,8 +69,9 @@ class UpstashEmulator(LoopbackFake):
             self.failure = None
 
     def reset(self) -> None:
-        """Forget every key and the request count, for a test that starts afresh."""
+        """Forget every key, the request count and any delay, for a test that starts afresh."""
         self.requests = 0
+        self.delay = 0.0
         with self.connection() as redis:
             redis.call("FLUSHALL")
 
@@ -180,6 +184,7 @@ class _Handler(FakeHandler):
         with emulator._lock:
             emulator.requests += 1
         body = self.read_body()
+        time.sleep(emulator.delay)
         if emulator.failure is not None:
             status, raw, content_type = emulator.failure
             return self.send(status, raw, content_type)

@@ -1,0 +1,143 @@
+"""What recording usage costs the caller: time to the last byte, with and without recording.
+
+The local server runs the chat function three ways, each on SQLite and on Upstash
+(the REST emulator in front of a real redis-server, its own process, every answer
+delayed by `--upstash-rtt` ms to stand for the network to a real Upstash):
+
+- `off`:      nothing recorded (the meter's report does nothing);
+- `recorded`: as shipped: the server closes the body after its last chunk, and the
+              record is written by a thread started then;
+- `inline`:   the same write done on the request's own thread inside close(), which
+              is what the caller would wait for if it were not moved off.
+
+Each is measured for a JSON answer (it has a Content-Length) and a stream (it has
+not: its end is the chunked terminator the server writes after close() returns).
+Time to last byte is from sending the request to reading the end of the body. On
+Upstash every column includes the rate-limit check's round trip before the first
+byte; `inline` minus `off` is what the record's round trip would add.
+
+    make bench            # or: .venv/bin/python bench/usage.py --requests 300 --upstash-rtt 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.gateway import BODY, p50_p99, sample, serve_upstream  # noqa: E402
+from tests.conftest import Gateway, free_port  # noqa: E402
+from tests.fakes.redis_server import RedisServer  # noqa: E402
+from tests.fakes.upstash import UpstashEmulator  # noqa: E402
+
+TOKEN = "bench-token"
+
+# The local server, with the meter's report switched by BENCH_USAGE_MODE.
+SERVER = """
+import os, runpy, sys, threading, types
+import lib.usage as usage
+
+mode = os.environ["BENCH_USAGE_MODE"]
+if mode == "off":
+    usage.Meter.sent = lambda self, response, failed: None
+elif mode == "inline":
+    class Inline(threading.Thread):
+        def start(self):
+            self.run()
+    usage.threading = types.SimpleNamespace(Thread=Inline)
+sys.argv = ["lib.devserver", *sys.argv[1:]]
+runpy.run_module("lib.devserver", run_name="__main__")
+"""
+
+
+def serve_upstash(commands: Connection, delay: float) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        redis = RedisServer(Path(directory), free_port())
+        emulator = UpstashEmulator(redis, TOKEN).start()
+        emulator.delay = delay
+        commands.send(emulator.url)
+        commands.recv()
+        emulator.stop()
+        redis.stop()
+
+
+def chat(client: httpx.Client, stream: bool) -> Callable[[], object]:
+    def call() -> object:
+        response = client.post("/api/chat", json={**BODY, "stream": stream})  # reads to the body's end
+        assert response.status_code == 200, response.text
+        return response
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="per measured run")
+    parser.add_argument("--upstash-rtt", type=float, default=20.0, help="ms added to each Upstash answer")
+    args = parser.parse_args()
+
+    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
+    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
+    upstream.start()
+    upstream_url = ready.get(timeout=20)
+    upstash_end, child_end = multiprocessing.Pipe()
+    upstash = multiprocessing.Process(
+        target=serve_upstash, args=(child_end, args.upstash_rtt / 1000), daemon=True
+    )
+    upstash.start()
+    upstash_url = upstash_end.recv()
+    backends = {
+        "sqlite": {},
+        f"upstash +{args.upstash_rtt:g} ms": {
+            "UPSTASH_REDIS_REST_URL": upstash_url,
+            "UPSTASH_REDIS_REST_TOKEN": TOKEN,
+            "UPSTASH_REDIS_TIMEOUT": "5",
+        },
+    }
+    print(
+        f"chat, time to last byte in ms, local server, loopback, {os.cpu_count()} cores, {args.requests} a run"
+    )
+    print(f"{'':<34} {'off':>17} {'recorded':>17} {'inline':>17}")
+    print(f"{'':<34}" + f" {'p50':>8} {'p99':>8}" * 3)
+    try:
+        for backend, backend_env in backends.items():
+            for stream in (False, True):
+                cells = []
+                for mode in ("off", "recorded", "inline"):
+                    with tempfile.TemporaryDirectory() as data_dir:
+                        env = {
+                            **os.environ,
+                            **backend_env,
+                            "POLLINATIONS_BASE_URL": upstream_url,
+                            "POLLINATIONS_API_KEY": "bench",
+                            "CLOUDGPT_DATA_DIR": data_dir,
+                            "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
+                            "BENCH_USAGE_MODE": mode,
+                        }
+                        gateway = Gateway(env, ("-c", SERVER, "--port", "{port}"))
+                        try:
+                            with httpx.Client(base_url=gateway.url) as client:
+                                cells.append(p50_p99(sample(chat(client, stream), args.requests)))
+                        finally:
+                            gateway.stop()
+                name = f"{'stream' if stream else 'JSON'}, {backend}"
+                print(f"{name:<34}" + "".join(f" {p50:8.2f} {p99:8.2f}" for p50, p99 in cells))
+    finally:
+        upstash_end.send("stop")
+        upstash.join(10)
+        stop.set()
+        upstream.join(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Usage rows in one SQLite file: the embedded store, shared by every thread and process.
+
+A request adds to its row with one upsert, atomic across processes, so concurrent
+requests are never lost; rows older than KEEP_DAYS are swept once a day per process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from lib.sqlite_file import open_sqlite
+from lib.usage import KEEP_DAYS, METRICS, Entry, UsageUnavailable
+
+_COLUMNS = ("requests", "errors", "prompt_tokens", "completion_tokens", "images", "video_seconds")
+_COLUMN = dict(zip(METRICS, _COLUMNS, strict=True))
+
+
+class SqliteUsage:
+    _SCHEMA = f"""
+        CREATE TABLE IF NOT EXISTS usage (
+            user_id TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            modality TEXT NOT NULL,
+            {", ".join(f"{column} INTEGER NOT NULL DEFAULT 0" for column in _COLUMNS)},
+            PRIMARY KEY (user_id, day, key_id, model, modality)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS usage_day ON usage (day);
+    """
+    _ADD = f"""
+        INSERT INTO usage (user_id, day, key_id, model, modality, {", ".join(_COLUMNS)})
+        VALUES (?, ?, ?, ?, ?, {", ".join("?" for _ in _COLUMNS)})
+        ON CONFLICT (user_id, day, key_id, model, modality) DO UPDATE SET
+        {", ".join(f"{column} = {column} + excluded.{column}" for column in _COLUMNS)}
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = open_sqlite(path, self._SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise UsageUnavailable() from error
+        self._lock = threading.Lock()
+        self._swept_day = 0
+
+    def add(self, entry: Entry) -> None:
+        counts = [entry.counts.get(name, 0) for name in METRICS]
+        try:
+            with self._lock:
+                self._db.execute(
+                    self._ADD, (entry.user, entry.day, entry.key_id, entry.model, entry.modality, *counts)
+                )
+                if entry.day != self._swept_day:  # once a day and process: drop what is past keeping
+                    self._swept_day = entry.day
+                    self._db.execute("DELETE FROM usage WHERE day < ?", (entry.day - KEEP_DAYS,))
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error
+
+    def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
+        try:
+            with self._lock:
+                found = self._db.execute(
+                    f"SELECT day, key_id, model, modality, {', '.join(_COLUMNS)} FROM usage"
+                    " WHERE user_id = ? AND day BETWEEN ? AND ?",
+                    (user, first_day, last_day),
+                ).fetchall()
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error
+        return [
+            Entry(day, user, key_id, model, modality, dict(zip(METRICS, counts, strict=True)))
+            for day, key_id, model, modality, *counts in found
+        ]

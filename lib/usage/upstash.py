@@ -1,0 +1,59 @@
+"""Usage records in Upstash Redis over its REST API: the same store as the rate-limit counters.
+
+A user's day is one hash, `cgpt:usage:<user>:<Unix day>`, whose fields are
+`<key id>|<model>|<modality>|<metric>`. A request is one HTTP round trip: a
+transaction (`/multi-exec`) of one `HINCRBY` per count it adds, then `EXPIRE ... NX`,
+which gives the hash KEEP_DAYS from its first write. Redis adds atomically, so
+concurrent instances never lose a count. Reading N days is one `/pipeline` of N
+`HGETALL`s.
+"""
+
+from __future__ import annotations
+
+from lib.counters.upstash import rest_client
+from lib.usage import DAY_SECONDS, KEEP_DAYS, METRICS, Entry, UsageUnavailable
+
+KEY_PREFIX = "cgpt:usage:"
+
+
+def _key(user: str, day: int) -> str:
+    return f"{KEY_PREFIX}{user}:{day}"
+
+
+class UpstashUsage:
+    def __init__(self, url: str, token: str, timeout: float) -> None:
+        try:
+            self._redis = rest_client(url, token, timeout)
+        except Exception as error:
+            raise UsageUnavailable() from error
+
+    def add(self, entry: Entry) -> None:
+        key = _key(entry.user, entry.day)
+        prefix = f"{entry.key_id}|{entry.model}|{entry.modality}|"
+        transaction = self._redis.multi()
+        for name in METRICS:
+            if entry.counts.get(name):
+                transaction.hincrby(key, prefix + name, entry.counts[name])
+        transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
+        try:
+            transaction.exec()
+        # Whatever went wrong underneath (timeout, refusal, error reply, an error page)
+        # means the same here: the record is lost, and said so in the log.
+        except Exception as error:
+            raise UsageUnavailable() from error
+
+    def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
+        days = range(first_day, last_day + 1)
+        pipeline = self._redis.pipeline()
+        for day in days:
+            pipeline.hgetall(_key(user, day))
+        try:
+            hashes = pipeline.exec()
+        except Exception as error:
+            raise UsageUnavailable() from error
+        rows: dict[tuple[int, str, str, str], dict[str, int]] = {}
+        for day, fields in zip(days, hashes, strict=True):
+            for name, value in (fields or {}).items():
+                key_id, model, modality, metric = name.rsplit("|", 3)
+                rows.setdefault((day, key_id, model, modality), {})[metric] = int(value)
+        return [Entry(day, user, *row, counts) for (day, *row), counts in rows.items()]
