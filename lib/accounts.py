@@ -2,8 +2,11 @@
 
 Tokens are verified here, without a call to Supabase: HS256 with the project's JWT
 secret, or RS256/ES256 with the project's published signing keys (JWKS, fetched on
-first use and cached). The signature, `exp`, `aud` = `authenticated` and, when
-SUPABASE_URL is set, `iss` must all hold; the user is `sub`.
+first use and kept for JWKS_LIFESPAN_SECONDS, so a key revoked in Supabase stops
+being accepted within that time). The token's `alg` must be the algorithm of the
+key it names. The signature, `exp`, `aud` = `authenticated` and, when
+SUPABASE_URL is set, `iss` must all hold; the user is `sub`, and `is_anonymous`
+says whether it is an anonymous sign-in.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     import jwt
 
 JWKS_TIMEOUT_SECONDS = 0.8
+JWKS_LIFESPAN_SECONDS = 300
 ASYMMETRIC = ("RS256", "ES256")
 
 
@@ -29,7 +33,13 @@ def _invalid(reason: str) -> AuthenticationError:
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     import jwt
 
-    return kept(("jwks", url), lambda: jwt.PyJWKClient(url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS))
+    # The key set is cached for a bounded time; `cache_keys` would keep each key for the process's life.
+    return kept(
+        ("jwks", url),
+        lambda: jwt.PyJWKClient(
+            url, cache_keys=False, lifespan=JWKS_LIFESPAN_SECONDS, timeout=JWKS_TIMEOUT_SECONDS
+        ),
+    )
 
 
 def _signing_key(token: str, algorithm: str) -> object:
@@ -46,18 +56,21 @@ def _signing_key(token: str, algorithm: str) -> object:
     if algorithm in ASYMMETRIC and current.supabase_url:
         client = _jwks_client(f"{current.supabase_url}/auth/v1/.well-known/jwks.json")
         try:
-            return client.get_signing_key_from_jwt(token).key
+            signing_key = client.get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError:
             raise ServiceUnavailable(
                 "Supabase's signing keys cannot be fetched right now.", code="account_tokens_unavailable"
             ) from None
-        except jwt.PyJWKClientError:
+        except jwt.PyJWTError:
             raise _invalid("signed with an unknown key") from None
+        if signing_key.algorithm_name != algorithm:  # e.g. RS256 naming an EC key
+            raise _invalid(f"algorithm {algorithm!r} does not fit the key it names")
+        return signing_key.key
     raise _invalid(f"algorithm {algorithm!r} is not accepted here")
 
 
-def verify_token(token: str) -> str:
-    """The user id (`sub`) of a valid Supabase Auth access token, or a 401."""
+def verify_token(token: str) -> tuple[str, bool]:
+    """The user id (`sub`) of a valid Supabase Auth access token and whether it is anonymous, or a 401."""
     import jwt
 
     try:
@@ -81,9 +94,11 @@ def verify_token(token: str) -> str:
         raise _invalid("wrong audience") from None
     except jwt.InvalidIssuerError:
         raise _invalid("wrong issuer") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError):  # a key the library cannot use for this token
         raise _invalid("bad signature or claims") from None
     try:
-        return str(uuid.UUID(str(claims["sub"])))
+        user = str(uuid.UUID(str(claims["sub"])))
     except ValueError:
         raise _invalid("its subject is not a user id") from None
+    # Anything but an absent or false `is_anonymous` is taken as anonymous: the safe side.
+    return user, claims.get("is_anonymous") not in (None, False)

@@ -23,7 +23,7 @@ UNLIMITED = {
     f"RATE_LIMIT_{modality}_{caller}": "1000000"
     for modality in ("CHAT", "IMAGE", "VIDEO")
     for caller in ("ANONYMOUS", "AUTHENTICATED")
-}
+} | {"RATE_LIMIT_ACCOUNT": "1000000", "RATE_LIMIT_FAILED_AUTH": "1000000"}
 
 
 def issue_key(gateway: Gateway) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from lib.catalog import Model
 from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
-from lib.upstream import Deadline, open_response, read_body
+from lib.upstream import Deadline, open_response, parse_json, read_body
 from lib.web import Response, event_stream, json_response
 
 
@@ -27,10 +25,7 @@ def chat_completion(
     if body.stream:
         return event_stream(relay(provider, response, deadline))
     raw = read_body(provider, response, deadline)
-    try:
-        completion = json.loads(raw)
-    except ValueError:
-        completion = None
+    completion = parse_json(raw)
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
         raise UpstreamError(
             f"{provider} answered with something that is not a chat completion.", code="upstream_malformed"
