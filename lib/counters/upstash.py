@@ -46,37 +46,39 @@ class UpstashCounters:
         transaction.incr(key)
         transaction.expire(key, KEY_TTL_SECONDS, nx=True)
         answer = self._call(transaction.exec)
-        count = answer[0] if isinstance(answer, list) and len(answer) == 2 else None
-        return self._count(count, positive=True)
+        return self._checked(answer[0] if isinstance(answer, list) and len(answer) == 2 else answer, 1)
 
     def peek(self, bucket: str, window: int) -> int:
         """The count in `bucket`'s `window` so far (0 before its first hit), without counting."""
-        count = self._call(lambda: self._redis.get(f"{KEY_PREFIX}{bucket}:{window}"))
-        return 0 if count is None else self._count(count, positive=False)
+        value = self._call(lambda: self._redis.get(f"{KEY_PREFIX}{bucket}:{window}"))
+        if value is None:
+            self._breaker.succeeded()
+            return 0
+        # GET answers a counter as its digits.
+        return self._checked(
+            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value, 0
+        )
 
     def _call(self, command: Callable[[], Any]) -> Any:
         """One round trip, or CountersUnavailable at once while the breaker is open."""
         if not self._breaker.allows():
             raise CountersUnavailable() from ConnectionError("Upstash failed repeatedly; cooling down")
         try:
-            answer = command()
+            return command()
         # The client lets through whatever went wrong underneath: httpx's timeouts and
         # refusals, a JSON error for an error page, its own error, or a TypeError for
         # an error body where it expected a list. Each means the same here.
         except Exception as error:
             self._breaker.failed()
             raise CountersUnavailable() from error
-        return answer
 
-    def _count(self, value: object, *, positive: bool) -> int:
-        """A counter's value as Redis keeps it (an integer, or its digits as GET answers them)."""
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0):
+    def _checked(self, count: object, minimum: int) -> int:
+        """`count` if it is an integer of at least `minimum`; anything else is Upstash failing."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < minimum:
             self._breaker.failed()
-            raise CountersUnavailable() from ValueError(f"Upstash answered the counter {value!r}")
+            raise CountersUnavailable() from ValueError(f"Upstash answered the counter {count!r}")
         self._breaker.succeeded()
-        return value
+        return count
 
 
 def _bounded_as_a_whole(seconds: float) -> Callable[[httpx.Request], None]:

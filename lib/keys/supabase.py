@@ -19,7 +19,7 @@ from postgrest.exceptions import APIError
 from supabase import ClientOptions, create_client
 
 from lib.breaker import Breaker
-from lib.errors import NotFound
+from lib.errors import GatewayError, NotFound
 from lib.keys.store import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached
 
 TIMEOUT_SECONDS = 0.8
@@ -49,11 +49,10 @@ class SupabaseKeys:
         try:
             answer = check(self._client.rpc(function, params).execute().data)
         except APIError as error:
-            self._breaker.succeeded()  # the store answered: these are its verdicts, not failures
-            if error.message == "api_key_limit_reached":
-                raise limit_reached() from None
-            if error.code == "23503":  # the owner is not in auth.users
-                raise NotFound("No such user.", code="unknown_user") from None
+            verdict = _verdict(error)
+            if verdict is not None:  # the store answered: its verdict, not a failure
+                self._breaker.succeeded()
+                raise verdict from None
             log.error("key store %s failed: %s %s", function, error.code, error.message)
         # httpx's failures; a body that is not JSON, or not the function's shape.
         except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as error:
@@ -96,6 +95,15 @@ class SupabaseKeys:
         return self._call(
             "cloudgpt_verify_api_key", _verified, p_key_hash=hash, p_touch_after_seconds=touch_after
         )
+
+
+def _verdict(error: APIError) -> GatewayError | None:
+    """The caller's error for a refusal the SQL functions raise on purpose; None for a failure."""
+    if error.message == "api_key_limit_reached":
+        return limit_reached()
+    if error.code == "23503":  # the owner is not in auth.users
+        return NotFound("No such user.", code="unknown_user")
+    return None
 
 
 def _verified(answer: object) -> VerifiedKey | None:
