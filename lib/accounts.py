@@ -2,8 +2,8 @@
 
 Tokens are verified here, without a call to Supabase: HS256 with the project's JWT
 secret, or RS256/ES256 with the project's published signing keys (JWKS, fetched on
-first use and kept for JWKS_LIFESPAN_SECONDS, so a key revoked in Supabase stops
-being accepted within that time). The token's `alg` must be the algorithm of the
+first use and kept for SUPABASE_JWKS_CACHE_SECONDS, so a key revoked in Supabase
+stops being accepted within that time). The token's `alg` must be the algorithm of the
 key it names. The signature, `exp`, `aud` = `authenticated` and, when
 SUPABASE_URL is set, `iss` must all hold; the user is `sub`, and `is_anonymous`
 says whether it is an anonymous sign-in.
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import jwt
 
 JWKS_TIMEOUT_SECONDS = 0.8
-JWKS_LIFESPAN_SECONDS = 300
 ASYMMETRIC = ("RS256", "ES256")
 
 
@@ -30,15 +29,13 @@ def _invalid(reason: str) -> AuthenticationError:
     return AuthenticationError(f"Invalid access token: {reason}.", code="invalid_token")
 
 
-def _jwks_client(url: str) -> jwt.PyJWKClient:
+def _jwks_client(url: str, lifespan: float) -> jwt.PyJWKClient:
     import jwt
 
     # The key set is cached for a bounded time; `cache_keys` would keep each key for the process's life.
     return kept(
-        ("jwks", url),
-        lambda: jwt.PyJWKClient(
-            url, cache_keys=False, lifespan=JWKS_LIFESPAN_SECONDS, timeout=JWKS_TIMEOUT_SECONDS
-        ),
+        ("jwks", url, lifespan),
+        lambda: jwt.PyJWKClient(url, cache_keys=False, lifespan=lifespan, timeout=JWKS_TIMEOUT_SECONDS),
     )
 
 
@@ -54,7 +51,9 @@ def _signing_key(token: str, algorithm: str) -> object:
     if algorithm == "HS256" and current.supabase_jwt_secret:
         return current.supabase_jwt_secret
     if algorithm in ASYMMETRIC and current.supabase_url:
-        client = _jwks_client(f"{current.supabase_url}/auth/v1/.well-known/jwks.json")
+        client = _jwks_client(
+            f"{current.supabase_url}/auth/v1/.well-known/jwks.json", current.jwks_cache_seconds
+        )
         try:
             signing_key = client.get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError:

@@ -41,6 +41,7 @@ class Settings:
     supabase_url: str | None
     supabase_service_role_key: str | None
     supabase_jwt_secret: str | None
+    jwks_cache_seconds: float
     key_cache_seconds: int
     key_stale_seconds: int
     breaker_failures: int
@@ -140,6 +141,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         supabase_url=_text(env, "SUPABASE_URL"),
         supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
+        # A signing key revoked in Supabase stops being accepted within this time.
+        jwks_cache_seconds=_number(env, "SUPABASE_JWKS_CACHE_SECONDS", 300.0, float),
         # A revoked key must stop working everywhere within a minute.
         key_cache_seconds=_number(env, "CLOUDGPT_KEY_CACHE_SECONDS", 30, maximum=60),
         # While the key store is down, a key verified this long ago still works (0: none does).
