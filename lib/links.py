@@ -17,14 +17,23 @@ from urllib.parse import urlsplit
 from lib.errors import UpstreamError
 
 
-def check_public(provider: str, url: str) -> None:
-    """A 502 `upstream_link_refused` unless `url` is https to a host with only public addresses."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
+def on_own_host(provider: str, url: str, base: str) -> bool:
+    """Whether `url` is on the provider's own host (`base`: same scheme and host), where its credential may go.
+
+    Any other link must be https to a host with only public addresses, else a 502
+    `upstream_link_refused`.
+    """
+    try:
+        parts = urlsplit(url)
+        if parts[:2] == urlsplit(base)[:2]:
+            return True
+        port, host = parts.port or 443, parts.hostname
+    except ValueError:  # brackets that hold no address, a port that is not a number
+        raise _refused(provider, "it is not a valid link") from None
+    if parts.scheme != "https" or not host:
         raise _refused(provider, "it is not an https link")
     try:
-        port = parts.port or 443
-        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError, UnicodeError):
         raise _refused(provider, "its host does not resolve") from None
     for *_, address in found:
@@ -33,6 +42,7 @@ def check_public(provider: str, url: str) -> None:
             ip = ip.ipv4_mapped
         if not ip.is_global:
             raise _refused(provider, "its host is not a public address")
+    return False
 
 
 def _refused(provider: str, reason: str) -> UpstreamError:

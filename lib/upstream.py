@@ -360,4 +360,4 @@ def _retry_after(response: httpx.Response) -> int:
         seconds = 1.0
     if math.isnan(seconds):
         seconds = 1.0
-    return max(int(min(seconds, 86400.0)), 1)
+    return int(min(max(seconds, 1.0), 86400.0))

@@ -14,7 +14,7 @@ import binascii
 import logging
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from lib import links, media
 from lib.catalog import Model
@@ -69,9 +69,7 @@ def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
         url = item["url"]
         # CloudGPT's key goes to MapleAI only, never to the host a link points at; a link
         # elsewhere must be https to a public address (never loopback, private, link-local).
-        own = urlsplit(url)[:2] == urlsplit(base)[:2]  # same scheme and host
-        if not own:
-            links.check_public(NAME, url)
+        own = links.on_own_host(NAME, url, base)
         return media.fetch(NAME, url, "image", api_key=key if own else None, deadline=deadline)
     raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
 
