@@ -23,7 +23,9 @@ _REF = "#/components/schemas/{model}"
 
 class ErrorDetail(BaseModel):
     message: str = Field(description="What went wrong, in a sentence meant for a person.")
-    type: Literal["invalid_request_error", "authentication_error", "rate_limit_error", "api_error"]
+    type: Literal[
+        "invalid_request_error", "authentication_error", "permission_error", "rate_limit_error", "api_error"
+    ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
 
@@ -133,6 +135,10 @@ class DeletedKey(BaseModel):
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token) is missing, malformed, unknown or revoked.",
+    403: (
+        "The credential is valid but cannot do this: creating and deleting keys needs an account "
+        "session (a Supabase Auth access token), not an API key; anonymous sign-ins get no keys."
+    ),
     404: "No such resource.",
     413: "The body is larger than the route accepts.",
     429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
@@ -175,7 +181,8 @@ _SECURITY = {
         "type": "http",
         "scheme": "bearer",
         "description": (
-            "A CloudGPT API key (`cgpt_...`). On /api/keys, a Supabase Auth access token works too."
+            "A CloudGPT API key (`cgpt_...`). Listing keys also takes a Supabase Auth access token; "
+            "creating and deleting them takes only that."
         ),
     }
 }
@@ -214,7 +221,7 @@ class _Operation:
 
 
 _PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
-_KEY_ERRORS = (401, 503)
+_KEY_ERRORS = (401, 429, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
 _CHAT_EVENT = {
@@ -295,16 +302,19 @@ _OPERATIONS = (
     ),
     _Operation(
         "get", ("/api/keys",), "List your API keys", "Keys",
-        _json(KeyList, "The caller's keys, newest first."), auth="required", errors=_KEY_ERRORS,
+        _json(KeyList, "The caller's keys, newest first."), auth="required", limited=True,
+        errors=_KEY_ERRORS,
     ),
     _Operation(
         "post", ("/api/keys",), "Create an API key", "Keys",
         _json(CreatedKey, "The new key: the only time it is shown.", status=201),
-        CreateKeyRequest, body_required=False, auth="required", errors=(400, 413, *_KEY_ERRORS),
+        CreateKeyRequest, body_required=False, auth="required", limited=True,
+        errors=(400, 403, 413, *_KEY_ERRORS),
     ),
     _Operation(
         "delete", ("/api/keys/{id}",), "Revoke an API key", "Keys",
-        _json(DeletedKey, "The key is revoked."), auth="required", errors=(404, *_KEY_ERRORS),
+        _json(DeletedKey, "The key is revoked."), auth="required", limited=True,
+        errors=(403, 404, *_KEY_ERRORS),
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",

@@ -51,6 +51,12 @@ def api_key(open_gateway: Gateway) -> str:
     return issue_key(open_gateway)
 
 
+@pytest.fixture(scope="session")
+def account_token() -> str:
+    """An access token for a user of its own, for the key routes."""
+    return access_token(str(uuid.uuid4()))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not CASES:
         return
