@@ -12,6 +12,8 @@ routes, not expressible in the schema.
 
 from __future__ import annotations
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -20,7 +22,8 @@ from lib.openapi import document
 from tests.api_fixtures import CASES
 from tests.conftest import Gateway
 
-EXAMPLES_PER_OPERATION = 100
+# bench/properties.py runs the same test with many more (CLOUDGPT_PROPERTY_EXAMPLES).
+EXAMPLES_PER_OPERATION = int(os.environ.get("CLOUDGPT_PROPERTY_EXAMPLES", "100"))
 
 # The document the server serves (tests/test_openapi.py shows they are the same).
 schema = schemathesis.openapi.from_dict(document())
