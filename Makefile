@@ -3,7 +3,8 @@
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
-#            what the OpenAI-compatible routes cost through the official SDK
+#            what the OpenAI-compatible routes cost through the official SDK,
+#            store outages before/after the breakers, a 10-minute soak, the long Schemathesis run
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -25,6 +26,9 @@ bench:
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/sdk.py
+	.venv/bin/python bench/outages.py
+	.venv/bin/python bench/soak.py
+	.venv/bin/python bench/properties.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt
