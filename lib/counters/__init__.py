@@ -42,10 +42,11 @@ def counters(current: Settings) -> Counters:
         from lib.counters.upstash import UpstashCounters
 
         timeout = current.upstash_redis_timeout
-        breaker = Breaker(current.breaker_failures, current.breaker_cooldown)
         return kept(
             ("counters", "upstash", url, token, timeout),
-            lambda: UpstashCounters(url, token, timeout, breaker),
+            lambda: UpstashCounters(
+                url, token, timeout, Breaker(current.breaker_failures, current.breaker_cooldown)
+            ),
         )
     if current.on_vercel:
         raise ServiceUnavailable(

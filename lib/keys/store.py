@@ -88,8 +88,12 @@ def key_store() -> KeyStore:
         from lib.breaker import Breaker
         from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
 
-        breaker = Breaker(current.breaker_failures, current.breaker_cooldown)
-        return kept(("keys", "supabase", url, service_key), lambda: SupabaseKeys(url, service_key, breaker))
+        return kept(
+            ("keys", "supabase", url, service_key),
+            lambda: SupabaseKeys(
+                url, service_key, Breaker(current.breaker_failures, current.breaker_cooldown)
+            ),
+        )
     from lib.keys.sqlite import SqliteKeys
 
     path = current.data_dir / "keys.sqlite3"
