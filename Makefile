@@ -7,6 +7,7 @@
 #            what the OpenAI-compatible routes cost through the official SDK,
 #            what the accounts routes (config, local sign-in) cost and import
 #            what recording usage adds to the time to the last byte
+#            store outages before/after the breakers, a 10-minute soak, the long Schemathesis run
 # make lint  ruff
 .PHONY: dev signin test bench lint
 
@@ -34,6 +35,9 @@ bench:
 	.venv/bin/python bench/sdk.py
 	.venv/bin/python bench/accounts.py
 	.venv/bin/python bench/usage.py
+	.venv/bin/python bench/outages.py
+	.venv/bin/python bench/soak.py
+	.venv/bin/python bench/properties.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

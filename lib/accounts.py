@@ -2,8 +2,11 @@
 
 Tokens are verified here, without a call to Supabase: HS256 with the project's JWT
 secret, or RS256/ES256 with the project's published signing keys (JWKS, fetched on
-first use and cached). The signature, `exp`, `aud` = `authenticated` and, when
-SUPABASE_URL is set, `iss` must all hold; the user is `sub`.
+first use and kept for SUPABASE_JWKS_CACHE_SECONDS, so a key revoked in Supabase
+stops being accepted within that time). The token's `alg` must be the algorithm of the
+key it names. The signature, `exp`, `aud` = `authenticated` and, when
+SUPABASE_URL is set, `iss` must all hold; the user is `sub`, and `is_anonymous`
+says whether it is an anonymous sign-in.
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ def _invalid(reason: str) -> AuthenticationError:
     return AuthenticationError(f"Invalid access token: {reason}.", code="invalid_token")
 
 
-def _jwks_client(url: str) -> jwt.PyJWKClient:
+def _jwks_client(url: str, lifespan: float) -> jwt.PyJWKClient:
     import jwt
 
-    return kept(("jwks", url), lambda: jwt.PyJWKClient(url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS))
+    # The key set is cached for a bounded time; `cache_keys` would keep each key for the process's life.
+    return kept(
+        ("jwks", url, lifespan),
+        lambda: jwt.PyJWKClient(url, cache_keys=False, lifespan=lifespan, timeout=JWKS_TIMEOUT_SECONDS),
+    )
 
 
 def _signing_key(token: str, algorithm: str) -> object:
@@ -45,15 +52,20 @@ def _signing_key(token: str, algorithm: str) -> object:
     if algorithm == "HS256" and current.supabase_jwt_secret:
         return current.supabase_jwt_secret
     if algorithm in ASYMMETRIC and current.supabase_url:
-        client = _jwks_client(f"{current.supabase_url}/auth/v1/.well-known/jwks.json")
+        client = _jwks_client(
+            f"{current.supabase_url}/auth/v1/.well-known/jwks.json", current.jwks_cache_seconds
+        )
         try:
-            return client.get_signing_key_from_jwt(token).key
+            signing_key = client.get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError:
             raise ServiceUnavailable(
                 "Supabase's signing keys cannot be fetched right now.", code="account_tokens_unavailable"
             ) from None
-        except jwt.PyJWKClientError:
+        except jwt.PyJWTError:
             raise _invalid("signed with an unknown key") from None
+        if signing_key.algorithm_name != algorithm:  # e.g. RS256 naming an EC key
+            raise _invalid(f"algorithm {algorithm!r} does not fit the key it names")
+        return signing_key.key
     raise _invalid(f"algorithm {algorithm!r} is not accepted here")
 
 
@@ -68,8 +80,8 @@ def mode() -> str:
     return "none" if current.on_vercel else "local"
 
 
-def verify_token(token: str) -> str:
-    """The user id (`sub`) of a valid access token, or a 401.
+def verify_token(token: str) -> tuple[str, bool]:
+    """The user id (`sub`) of a valid access token and whether it is anonymous, or a 401.
 
     Supabase Auth's tokens always; in local mode, also the local server's own (`lib.local_signin`).
     """
@@ -89,12 +101,14 @@ def verify_token(token: str) -> str:
         raise _invalid("wrong audience") from None
     except jwt.InvalidIssuerError:
         raise _invalid("wrong issuer") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError):  # a key the library cannot use for this token
         raise _invalid("bad signature or claims") from None
     try:
-        return str(uuid.UUID(str(claims["sub"])))
+        user = str(uuid.UUID(str(claims["sub"])))
     except ValueError:
         raise _invalid("its subject is not a user id") from None
+    # Anything but an absent or false `is_anonymous` is taken as anonymous: the safe side.
+    return user, claims.get("is_anonymous") not in (None, False)
 
 
 def _local_claims(token: str) -> dict:

@@ -53,6 +53,14 @@ class AuthenticationError(GatewayError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(GatewayError):
+    """The credential is valid but not enough for this action."""
+
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

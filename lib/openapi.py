@@ -30,7 +30,9 @@ _REF = "#/components/schemas/{model}"
 
 class ErrorDetail(BaseModel):
     message: str = Field(description="What went wrong, in a sentence meant for a person.")
-    type: Literal["invalid_request_error", "authentication_error", "rate_limit_error", "api_error"]
+    type: Literal[
+        "invalid_request_error", "authentication_error", "permission_error", "rate_limit_error", "api_error"
+    ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
 
@@ -232,6 +234,10 @@ class UsageReport(BaseModel):
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
+    403: (
+        "The credential is valid but cannot do this: creating and deleting keys needs an account "
+        "session (a Supabase Auth access token), not an API key; anonymous sign-ins get no keys."
+    ),
     404: "No such resource (POST /api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
     429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
@@ -274,7 +280,8 @@ _SECURITY = {
         "type": "http",
         "scheme": "bearer",
         "description": (
-            "A CloudGPT API key (`cgpt_...`). On /api/keys and /api/usage, a Supabase Auth access token works too."
+            "A CloudGPT API key (`cgpt_...`). Listing keys and reading usage also take a Supabase Auth "
+            "access token; creating and deleting keys take only that."
         ),
     }
 }
@@ -326,7 +333,7 @@ _USAGE_QUERY = (
         "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
     },
 )  # fmt: skip
-_KEY_ERRORS = (401, 503)
+_KEY_ERRORS = (401, 429, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
 _CHAT_EVENT = {
@@ -407,16 +414,19 @@ _OPERATIONS = (
     ),
     _Operation(
         "get", ("/api/keys",), "List your API keys", "Keys",
-        _json(KeyList, "The caller's keys, newest first."), auth="required", errors=_KEY_ERRORS,
+        _json(KeyList, "The caller's keys, newest first."), auth="required", limited=True,
+        errors=_KEY_ERRORS,
     ),
     _Operation(
         "post", ("/api/keys",), "Create an API key", "Keys",
         _json(CreatedKey, "The new key: the only time it is shown.", status=201),
-        CreateKeyRequest, body_required=False, auth="required", errors=(400, 413, *_KEY_ERRORS),
+        CreateKeyRequest, body_required=False, auth="required", limited=True,
+        errors=(400, 403, 413, *_KEY_ERRORS),
     ),
     _Operation(
         "delete", ("/api/keys/{id}",), "Revoke an API key", "Keys",
-        _json(DeletedKey, "The key is revoked."), auth="required", errors=(404, *_KEY_ERRORS),
+        _json(DeletedKey, "The key is revoked."), auth="required", limited=True,
+        errors=(403, 404, *_KEY_ERRORS),
     ),
     _Operation(
         "get", ("/api/health",), "What the deployment sees of itself", "Meta",
@@ -435,7 +445,7 @@ _OPERATIONS = (
     _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
         _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
-        auth="required", errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
+        auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",

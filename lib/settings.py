@@ -45,13 +45,19 @@ class Settings:
     supabase_jwt_secret: str | None
     supabase_anon_key: str | None
     supabase_auth_methods: tuple[str, ...]
+    jwks_cache_seconds: float
     key_cache_seconds: int
+    key_stale_seconds: int
+    breaker_failures: int
+    breaker_cooldown: float
     upstash_redis_rest_url: str | None
     upstash_redis_rest_token: str | None
     upstash_redis_timeout: float
     rate_limit_failure_mode: str
     data_dir: Path
     limits: dict[str, Limits]
+    account_limit: int
+    failed_auth_limit: int
     max_body_bytes: int
     upstream_connect_timeout: float
     upstream_read_timeout: float
@@ -166,14 +172,24 @@ def load(env: dict[str, str] | None = None) -> Settings:
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
         supabase_anon_key=_text(env, "SUPABASE_ANON_KEY"),  # public by design: the browser holds it
         supabase_auth_methods=_methods(env, "SUPABASE_AUTH_METHODS", "password,magiclink"),
+        # A signing key revoked in Supabase stops being accepted within this time.
+        jwks_cache_seconds=_number(env, "SUPABASE_JWKS_CACHE_SECONDS", 300.0, float),
         # A revoked key must stop working everywhere within a minute.
         key_cache_seconds=_number(env, "CLOUDGPT_KEY_CACHE_SECONDS", 30, maximum=60),
+        # While the key store is down, a key verified this long ago still works (0: none does).
+        key_stale_seconds=_number(env, "CLOUDGPT_KEY_STALE_SECONDS", 300, maximum=86400),
+        breaker_failures=_number(env, "CLOUDGPT_BREAKER_FAILURES", 3),
+        breaker_cooldown=_number(env, "CLOUDGPT_BREAKER_COOLDOWN", 5.0, float),
         upstash_redis_rest_url=upstash_url,
         upstash_redis_rest_token=upstash_token,
         upstash_redis_timeout=_number(env, "UPSTASH_REDIS_TIMEOUT", 0.5, float),
         rate_limit_failure_mode=_choice(env, "RATE_LIMIT_FAILURE_MODE", ("open", "closed")),
         data_dir=Path(_text(env, "CLOUDGPT_DATA_DIR") or ".cloudgpt"),
         limits=limits,
+        # Per user and minute on the account routes (/api/keys, /api/usage).
+        account_limit=_number(env, "RATE_LIMIT_ACCOUNT", 30),
+        # Per client address and minute: keys the store refused, before it is asked again.
+        failed_auth_limit=_number(env, "RATE_LIMIT_FAILED_AUTH", 10),
         max_body_bytes=_number(env, "CLOUDGPT_MAX_BODY_BYTES", 1024 * 1024),
         upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0, float),
         upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 25.0, float),

@@ -9,18 +9,18 @@ proxies from cutting a caller who is only waiting.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
 
 from lib.errors import UpstreamError
 from lib.settings import settings
-from lib.upstream import Deadline, chunks
+from lib.upstream import Deadline, chunks, parse_json
 from lib.usage import tokens
 from lib.web import dumps
 
 DONE = b"data: [DONE]\n\n"
+LINE_LIMIT = 1024 * 1024  # an event line longer than this is not a chat chunk; memory stays bounded
 KEEPALIVE = b": keep-alive\n\n"
 
 
@@ -35,13 +35,13 @@ def relay(
     """
     try:
         body = chunks(provider, response, deadline, keepalive=settings().stream_keepalive_interval)
-        yield from _events(provider, _lines(body), used, forward_usage)
+        yield from _events(provider, _lines(provider, body), used, forward_usage)
     finally:
         response.close()
 
 
-def _lines(body: Iterator[bytes | None]) -> Iterator[bytes | None]:
-    """Complete lines (without their end) as they arrive; keep-alive ticks pass through."""
+def _lines(provider: str, body: Iterator[bytes | None]) -> Iterator[bytes | None]:
+    """Complete lines (without their end) as they arrive, each at most LINE_LIMIT; keep-alive ticks pass through."""
     pending = b""
     for chunk in body:
         if chunk is None:
@@ -50,6 +50,10 @@ def _lines(body: Iterator[bytes | None]) -> Iterator[bytes | None]:
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             yield line.rstrip(b"\r")
+        if len(pending) > LINE_LIMIT:
+            raise UpstreamError(
+                f"{provider} sent a stream line longer than {LINE_LIMIT} bytes.", code="upstream_malformed"
+            )
     if pending:
         yield pending
 
@@ -67,10 +71,7 @@ def _events(
         if data == b"[DONE]":
             yield DONE
             return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            chunk = None
+        chunk = parse_json(data)
         if not isinstance(chunk, dict):
             raise UpstreamError(f"{provider} sent a malformed stream event.", code="upstream_malformed")
         if "error" in chunk:

@@ -13,6 +13,7 @@ jittered exponential backoff, but only here, before any byte reached the caller.
 from __future__ import annotations
 
 import json
+import math
 import random
 import select
 import time
@@ -303,16 +304,21 @@ def _read_error_body(response: httpx.Response) -> bytes:
     return body[:_ERROR_BODY_LIMIT]
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """A provider's JSON, or None when it is not JSON or nests too deeply to parse."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _upstream_message(body: bytes, api_key: str | None) -> str:
     """The provider's own error message, short, and with our credential blotted out."""
     text = body.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = error.get("message") if isinstance(error, dict) else error
-        text = message if isinstance(message, str) else text
-    except ValueError:
-        pass
+    data = parse_json(text)
+    error = data.get("error", data) if isinstance(data, dict) else data
+    message = error.get("message") if isinstance(error, dict) else error
+    text = message if isinstance(message, str) else text
     if api_key:
         text = text.replace(api_key, "[redacted]")
     text = " ".join(text.split())
@@ -347,9 +353,11 @@ def _failure(provider: str, response: httpx.Response, body: bytes, api_key: str 
 
 
 def _retry_after(response: httpx.Response) -> int:
-    """The provider's Retry-After in whole seconds (at least 1; 1 when missing or a date)."""
+    """The provider's Retry-After in whole seconds: at least 1 (when missing, a date or NaN), at most a day."""
     try:
-        seconds = int(float(response.headers.get("Retry-After", "1")))
+        seconds = float(response.headers.get("Retry-After", "1"))
     except ValueError:
-        seconds = 1
-    return max(seconds, 1)
+        seconds = 1.0
+    if math.isnan(seconds):
+        seconds = 1.0
+    return int(min(max(seconds, 1.0), 86400.0))

@@ -23,7 +23,7 @@ UNLIMITED = {
     f"RATE_LIMIT_{modality}_{caller}": "1000000"
     for modality in ("CHAT", "IMAGE", "VIDEO")
     for caller in ("ANONYMOUS", "AUTHENTICATED")
-}
+} | {"RATE_LIMIT_ACCOUNT": "1000000", "RATE_LIMIT_FAILED_AUTH": "1000000"}
 
 
 def issue_key(gateway: Gateway) -> str:
@@ -49,6 +49,12 @@ def open_gateway(start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) ->
 @pytest.fixture(scope="session")
 def api_key(open_gateway: Gateway) -> str:
     return issue_key(open_gateway)
+
+
+@pytest.fixture(scope="session")
+def account_token() -> str:
+    """An access token for a user of its own, for the key routes."""
+    return access_token(str(uuid.uuid4()))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

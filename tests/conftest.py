@@ -77,6 +77,22 @@ class Gateway:
         self.log.close()
 
 
+def gateway_env(upstream: FakePollinations, data_dir: Path, **overrides: str) -> dict[str, str]:
+    """A gateway's environment: this process's, without CloudGPT's variables, then the fake provider's and `overrides`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("POLLINATIONS_", "MAPLEAI_", "SUPABASE_", "UPSTASH_", "RATE_LIMIT_"))
+        and key not in ("VERCEL", "CLOUDGPT_DATA_DIR")
+    }
+    return env | {
+        "POLLINATIONS_BASE_URL": upstream.url,
+        "POLLINATIONS_API_KEY": UPSTREAM_KEY,
+        "CLOUDGPT_DATA_DIR": str(data_dir),
+        **overrides,
+    }
+
+
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[FakePollinations]:
     with FakePollinations() as fake:
@@ -91,18 +107,7 @@ def start_gateway(
     started: list[Gateway] = []
 
     def start(argv: tuple[str, ...] | None = None, **overrides: str) -> Gateway:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("POLLINATIONS_", "MAPLEAI_", "SUPABASE_", "UPSTASH_", "RATE_LIMIT_"))
-            and key not in ("VERCEL", "CLOUDGPT_DATA_DIR")
-        }
-        env |= {
-            "POLLINATIONS_BASE_URL": upstream.url,
-            "POLLINATIONS_API_KEY": UPSTREAM_KEY,
-            "CLOUDGPT_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-            **overrides,
-        }
+        env = gateway_env(upstream, tmp_path_factory.mktemp("data"), **overrides)
         gateway = Gateway(env, argv) if argv else Gateway(env)
         started.append(gateway)
         return gateway

@@ -90,7 +90,11 @@ class Store:
 
 
 def store_env(kind: str, supabase: FakeSupabase | None) -> dict[str, str]:
-    env = {"SUPABASE_JWT_SECRET": JWT_SECRET, "RATE_LIMIT_CHAT_AUTHENTICATED": "100000"}
+    env = {
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+        "RATE_LIMIT_CHAT_AUTHENTICATED": "100000",
+        "RATE_LIMIT_ACCOUNT": "100000",
+    }
     if kind == "supabase":
         env |= {"SUPABASE_URL": supabase.url, "SUPABASE_SERVICE_ROLE_KEY": supabase.service_role_key}
     return env

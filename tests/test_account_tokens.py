@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable
 
 import jwt
@@ -44,6 +45,8 @@ BAD_TOKENS: dict[str, Callable[[Store, str], str]] = {
     ),
     "subject not a user id": lambda s, u: s.token("not-a-uuid"),
     "RS256 with an unknown key": lambda s, u: s.token(u, alg="RS256", key=RSA_KEY, kid="rsa-unknown"),
+    "RS256 naming the EC key": lambda s, u: s.token(u, alg="RS256", key=RSA_KEY, kid="ec-1"),
+    "ES256 naming the RSA key": lambda s, u: s.token(u, alg="ES256", key=EC_KEY, kid="rsa-1"),
     "not a JWT": lambda s, u: "not.a.jwt",
 }
 
@@ -85,8 +88,6 @@ def jwks_gateways(
 ) -> dict[str, tuple[Gateway, Callable[[], str]]]:
     """Gateways that verify asymmetric tokens with the project's JWKS: on Supabase, and on
     the embedded store with only SUPABASE_URL set (no service-role key)."""
-    import uuid
-
     return {
         "supabase": (start_gateway(**store_env("supabase", supabase)), postgres.new_user),
         "embedded": (start_gateway(SUPABASE_URL=supabase.url), lambda: str(uuid.uuid4())),
@@ -127,3 +128,34 @@ def test_without_a_way_to_verify_tokens_the_gateway_says_so(start_gateway: Calla
     response = gateway.client.get("/api/keys", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "account_tokens_not_configured"
+
+
+@pytest.mark.parametrize(("alg", "key", "kid"), [("RS256", RSA_KEY, "ec-1"), ("ES256", EC_KEY, "rsa-1")])
+def test_an_algorithm_that_does_not_fit_the_key_it_names_is_a_401(
+    jwks_gateways, supabase: FakeSupabase, alg: str, key: object, kid: str
+) -> None:
+    gateway, new_user = jwks_gateways["embedded"]  # only the JWKS can verify: the path under test
+    store = Store("embedded", gateway, {}, f"{supabase.url}/auth/v1", new_user)
+    response = gateway.client.get(
+        "/api/keys", headers=store.auth(store.token(new_user(), alg=alg, key=key, kid=kid))
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
+def test_a_signing_key_revoked_in_supabase_stops_being_accepted(
+    supabase: FakeSupabase, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(SUPABASE_URL=supabase.url, SUPABASE_JWKS_CACHE_SECONDS="0.5")
+    store = Store("embedded", gateway, {}, f"{supabase.url}/auth/v1", lambda: "")
+    token = store.token(str(uuid.uuid4()), alg="RS256", key=RSA_KEY)
+    assert gateway.client.get("/api/keys", headers=store.auth(token)).status_code == 200
+    published = supabase.jwks
+    supabase.jwks = {"keys": [k for k in published["keys"] if k["kid"] != "rsa-1"]}
+    try:
+        time.sleep(0.6)
+        response = gateway.client.get("/api/keys", headers=store.auth(token))
+    finally:
+        supabase.jwks = published
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"

@@ -186,14 +186,45 @@ def test_mapleai_image_link_is_fetched_and_streamed(media_gateway: Gateway, mapl
     assert hashlib.sha256(big.content).hexdigest() == files.digest(TWELVE_MIB)
 
 
-def test_mapleai_link_to_another_host_gets_no_credential(
+def test_mapleai_link_to_another_host_over_http_is_not_fetched(
     media_gateway: Gateway, mapleai: FakeMapleAI
 ) -> None:
     before = len(mapleai.received("/files/image.png"))
-    assert image(media_gateway, "foreignurl", model="mapleai-flux").status_code == 200
-    fetched = mapleai.received("/files/image.png")[before:]
-    assert [r.headers["Host"].split(":")[0] for r in fetched] == ["localhost"]
-    assert "Authorization" not in fetched[0].headers
+    response = image(media_gateway, "foreignurl", model="mapleai-flux")
+    assert_envelope(response, 502, "upstream_link_refused")
+    assert len(mapleai.received("/files/image.png")) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/image.png",
+        "https://localhost/image.png",
+        "https://[::1]/image.png",
+        "https://[::ffff:127.0.0.1]/image.png",
+        "https://2130706433/image.png",  # 127.0.0.1 as one number
+        "https://0177.0.0.1/image.png",  # 127.0.0.1 in octal
+        "https://0.0.0.0/image.png",
+        "https://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "https://[fe80::1]/image.png",
+        "https://10.0.0.5/image.png",
+        "https://172.16.0.1/image.png",
+        "https://192.168.1.1/image.png",
+        "https://100.64.0.1/image.png",
+        "https://[fc00::1]/image.png",
+        "http://203.0.113.9/image.png",
+        "file:///etc/passwd",
+        "ftp://203.0.113.9/image.png",
+        "https:///image.png",
+        "https://[not-an-address]/image.png",
+    ],
+)
+def test_mapleai_link_is_fetched_only_over_https_from_public_addresses(
+    media_gateway: Gateway, url: str
+) -> None:
+    response = image(media_gateway, f"link:{url}", model="mapleai-flux")
+    assert_envelope(response, 502, "upstream_link_refused")
+    assert MAPLEAI_KEY not in response.text
 
 
 @pytest.mark.parametrize(

@@ -131,17 +131,30 @@ def test_a_user_has_at_most_25_keys_even_under_concurrent_creation(store: Store)
     assert len(listing(store, token)) == 25
 
 
-def test_a_key_manages_its_own_users_keys(store: Store) -> None:
+def test_a_key_lists_its_users_keys_but_cannot_create_or_delete_them(store: Store) -> None:
     user = store.new_user()
-    first = create(store, store.token(user), name="first").json()
-    second = create(store, first["key"], name="second")
-    assert second.status_code == 201, second.text
+    token = store.token(user)
+    first = create(store, token, name="first").json()
+    second = create(store, token, name="second").json()
     assert [k["name"] for k in listing(store, first["key"])] == ["second", "first"]
-    assert delete(store, first["key"], second.json()["id"]).json() == {
-        "deleted": True,
-        "id": second.json()["id"],
-    }
-    assert [k["name"] for k in listing(store, store.token(user))] == ["first"]
+    for refused in (create(store, first["key"], name="third"), delete(store, first["key"], second["id"])):
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert (error["type"], error["code"]) == ("permission_error", "account_session_required")
+        assert "access token" in error["message"]
+    assert [k["name"] for k in listing(store, token)] == ["second", "first"]  # nothing minted or revoked
+    assert delete(store, token, second["id"]).json() == {"deleted": True, "id": second["id"]}
+    assert [k["name"] for k in listing(store, token)] == ["first"]
+
+
+def test_anonymous_sign_ins_get_no_keys(store: Store) -> None:
+    anonymous = store.token(store.new_user(), is_anonymous=True)
+    refused = create(store, anonymous)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "anonymous_account"
+    assert listing(store, anonymous) == []  # reading an empty account is harmless
+    signed_in = store.token(store.new_user(), is_anonymous=False)
+    assert create(store, signed_in).status_code == 201
 
 
 def test_one_user_cannot_list_use_or_delete_anothers_keys(store: Store) -> None:
@@ -154,7 +167,7 @@ def test_one_user_cannot_list_use_or_delete_anothers_keys(store: Store) -> None:
     unknown = delete(store, bob_token, "key_" + "A" * 20)
     assert not_hers.status_code == unknown.status_code == 404
     assert not_hers.json() == unknown.json()
-    assert delete(store, key["key"], create(store, bob_token).json()["id"]).status_code == 404
+    assert delete(store, store.token(alice), create(store, bob_token).json()["id"]).status_code == 404
 
     assert chat(store, key["key"]).status_code == 200  # still alice's, still working
     assert [k["id"] for k in listing(store, store.token(alice))] == [key["id"]]

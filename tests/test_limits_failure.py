@@ -93,7 +93,7 @@ def test_open_mode_serves_unchecked_and_says_so(start_gateway, request, failure:
         if failure == "upstash_hanging":
             assert elapsed >= TIMEOUT  # it did wait on the silent server, and no longer than bounded
     gateway.log.seek(0)
-    assert b"chat request served unchecked: rate-limit counters unavailable" in gateway.log.read()
+    assert b"chat requests served unchecked: rate-limit counters unavailable" in gateway.log.read()
 
 
 @pytest.mark.parametrize("failure", FAILURES)

@@ -82,6 +82,24 @@ def test_429_retry_after_past_the_cap_is_passed_on_at_once(
     assert took < 1.5
 
 
+@pytest.mark.parametrize("value", ["inf", "Infinity", "-inf", "nan", "1e400", "99999999999999999999"])
+def test_a_retry_after_past_any_reason_is_passed_on_capped_never_a_500(
+    resilient: Gateway, faults: FaultyUpstream, value: str
+) -> None:
+    content = f"retry-after:{value} odd"
+    response, took = timed(resilient, content)
+    assert response.status_code == 429, response.text
+    assert error_of(response)["code"] == "upstream_rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert took < 3
+
+
+def test_an_answer_nested_past_any_parser_is_a_502_not_a_500(resilient: Gateway) -> None:
+    response, _ = timed(resilient, "nested answer")
+    assert response.status_code == 502
+    assert error_of(response)["code"] == "upstream_malformed"
+
+
 def test_500_once_then_success_is_a_200(resilient: Gateway, faults: FaultyUpstream) -> None:
     response, took = timed(resilient, "once:500 recovers")
     assert response.status_code == 200
@@ -148,6 +166,8 @@ def test_upstream_402_is_a_503_out_of_credit(resilient: Gateway) -> None:
         ("stall", "upstream_timeout", 2.5),
         ("malformed", "upstream_malformed", 1.5),
         ("nodone", "upstream_stream_incomplete", 1.5),
+        ("nested", "upstream_malformed", 1.5),
+        ("endless", "upstream_malformed", 3),
     ],
 )
 def test_broken_stream_ends_in_one_error_event_in_bounded_time(

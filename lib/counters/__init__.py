@@ -29,16 +29,24 @@ class Counters(Protocol):
         """Count one request in `bucket`'s `window`; the count including it."""
         ...
 
+    def peek(self, bucket: str, window: int) -> int:
+        """The count in `bucket`'s `window` so far, without counting."""
+        ...
+
 
 def counters(current: Settings) -> Counters:
     """The configured backend; on Vercel only Upstash, since an instance's disk is its own."""
     url, token = current.upstash_redis_rest_url, current.upstash_redis_rest_token
     if url and token:
+        from lib.breaker import Breaker
         from lib.counters.upstash import UpstashCounters
 
         timeout = current.upstash_redis_timeout
         return kept(
-            ("counters", "upstash", url, token, timeout), lambda: UpstashCounters(url, token, timeout)
+            ("counters", "upstash", url, token, timeout),
+            lambda: UpstashCounters(
+                url, token, timeout, Breaker(current.breaker_failures, current.breaker_cooldown)
+            ),
         )
     if current.on_vercel:
         raise ServiceUnavailable(

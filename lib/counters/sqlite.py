@@ -51,3 +51,14 @@ class SqliteCounters:
         except sqlite3.Error as error:
             raise CountersUnavailable() from error
         return count
+
+    def peek(self, bucket: str, window: int) -> int:
+        """The count in `bucket`'s `window` so far, without counting."""
+        try:
+            with self._lock:
+                row = self._connection.execute(
+                    "SELECT count FROM counters WHERE bucket = ? AND window = ?", (bucket, window)
+                ).fetchone()
+        except sqlite3.Error as error:
+            raise CountersUnavailable() from error
+        return row[0] if row else 0

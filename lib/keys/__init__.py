@@ -3,42 +3,86 @@
 A verified key is remembered by this process for CLOUDGPT_KEY_CACHE_SECONDS (30 by
 default, at most 60), so a warm instance answers a busy key without a store round
 trip; a deleted key therefore stops working on other instances within that time
-(at once on the instance that deleted it).
+(at once on the instance that deleted it). While the store cannot be used, a key
+verified here within CLOUDGPT_KEY_STALE_SECONDS keeps working; a key the store
+refused is refused again from memory for REFUSED_SECONDS.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from lib.errors import AuthenticationError
 from lib.keys.format import PREFIX, key_hash, new_key, new_key_id, shown, well_formed
-from lib.keys.store import MAX_KEYS_PER_USER, TOUCH_AFTER_SECONDS, NewKey, VerifiedKey, key_store
+from lib.keys.store import (
+    MAX_KEYS_PER_USER,
+    TOUCH_AFTER_SECONDS,
+    KeyStoreUnavailable,
+    NewKey,
+    VerifiedKey,
+    key_store,
+)
 from lib.settings import settings
 
 __all__ = ["PREFIX", "VerifiedKey", "create", "list_keys", "revoke", "verify"]
 
 _CACHE_ENTRIES = 10_000
+REFUSED_SECONDS = 60
 DEFAULT_NAME = "Default key"
 
-_verified: dict[str, tuple[VerifiedKey, float]] = {}  # key hash -> (key, monotonic deadline)
+# Separate memories, so a flood of made-up keys can only ever evict made-up keys.
+_verified: dict[str, tuple[VerifiedKey, float]] = {}  # key hash -> (key, monotonic time verified)
+_refused: dict[str, float] = {}  # key hash -> monotonic time until which it is refused without asking
 
 
-def verify(key: str) -> VerifiedKey:
-    """`key`'s id and owner, or a 401 for a malformed, unknown or revoked key."""
+def _nothing() -> None:
+    pass
+
+
+def verify(
+    key: str, *, before_store: Callable[[], None] = _nothing, refused: Callable[[], None] = _nothing
+) -> VerifiedKey:
+    """`key`'s id and owner, or a 401 for a malformed, unknown or revoked key.
+
+    `before_store` runs before the store is asked (it may refuse the request), and
+    `refused` after the store said the key does not exist.
+    """
     if not well_formed(key):
         raise AuthenticationError("Invalid API key: it is not a CloudGPT key (cgpt_...).")
     hash = key_hash(key)
+    now = time.monotonic()
+    current = settings()
     hit = _verified.get(hash)
-    if hit is not None and hit[1] > time.monotonic():
+    if hit is not None and now - hit[1] < current.key_cache_seconds:
         return hit[0]
-    found = key_store().verify(hash, TOUCH_AFTER_SECONDS)
+    if _refused.get(hash, 0) > now:
+        raise _unknown()
+    store = key_store()
+    before_store()
+    try:
+        found = store.verify(hash, TOUCH_AFTER_SECONDS)
+    except KeyStoreUnavailable:
+        if hit is not None and now - hit[1] < current.key_stale_seconds:
+            return hit[0]  # the store is down: a key verified here recently is still trusted
+        raise
     if found is None:
         _verified.pop(hash, None)
-        raise AuthenticationError("Invalid API key: it does not exist or was deleted.")
-    if len(_verified) >= _CACHE_ENTRIES:
-        _verified.clear()
-    _verified[hash] = (found, time.monotonic() + settings().key_cache_seconds)
+        _remember(_refused, hash, now + REFUSED_SECONDS)
+        refused()
+        raise _unknown()
+    _remember(_verified, hash, (found, now))
     return found
+
+
+def _unknown() -> AuthenticationError:
+    return AuthenticationError("Invalid API key: it does not exist or was deleted.")
+
+
+def _remember(memory: dict, hash: str, value: object) -> None:
+    if len(memory) >= _CACHE_ENTRIES:
+        memory.clear()
+    memory[hash] = value
 
 
 def create(user: str, name: str | None = None) -> dict[str, object]:

@@ -85,9 +85,15 @@ def key_store() -> KeyStore:
             code="key_store_not_configured",
         )
     if url and service_key:
+        from lib.breaker import Breaker
         from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
 
-        return kept(("keys", "supabase", url, service_key), lambda: SupabaseKeys(url, service_key))
+        return kept(
+            ("keys", "supabase", url, service_key),
+            lambda: SupabaseKeys(
+                url, service_key, Breaker(current.breaker_failures, current.breaker_cooldown)
+            ),
+        )
     from lib.keys.sqlite import SqliteKeys
 
     path = current.data_dir / "keys.sqlite3"

@@ -1,50 +1,72 @@
 """The production key store: the SQL functions of supabase/migrations, called through supabase-py.
 
 Every call is one `rpc()` round trip as the service role, bounded by TIMEOUT_SECONDS:
-a slow database makes a request fail fast with a 503, never hang.
+a slow database makes a request fail fast with a 503, never hang. Every answer is
+checked to have its function's shape before it is used: anything else is the
+store failing (503), never a user. After a few failures in a row a breaker skips
+the store for a short cool-down (`lib/breaker.py`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
 from supabase import ClientOptions, create_client
 
-from lib.errors import NotFound
+from lib.breaker import Breaker
+from lib.errors import GatewayError, NotFound
 from lib.keys.store import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached
 
 TIMEOUT_SECONDS = 0.8
+_KEY_ID = re.compile(r"key_[A-Za-z0-9]{20}")
+_LISTED = {"id": str, "name": str, "prefix": str, "created": int, "last_used": (int, type(None))}
 log = logging.getLogger("cloudgpt")
 
 
+class _Malformed(ValueError):
+    """An answer without the shape its function returns."""
+
+
 class SupabaseKeys:
-    def __init__(self, url: str, service_role_key: str) -> None:
+    def __init__(self, url: str, service_role_key: str, breaker: Breaker) -> None:
         options = ClientOptions(
             httpx_client=httpx.Client(timeout=TIMEOUT_SECONDS),  # connect, read, write and pool
             auto_refresh_token=False,
             persist_session=False,
         )
         self._client = create_client(url, service_role_key, options)
+        self._breaker = breaker
 
-    def _call(self, function: str, **params: Any) -> Any:
+    def _call(self, function: str, check: Any, **params: Any) -> Any:
+        """The function's answer once `check` accepts it; KeyStoreUnavailable at once while the breaker is open."""
+        if not self._breaker.allows():
+            raise KeyStoreUnavailable()
         try:
-            return self._client.rpc(function, params).execute().data
+            answer = check(self._client.rpc(function, params).execute().data)
         except APIError as error:
-            if error.message == "api_key_limit_reached":
-                raise limit_reached() from None
-            if error.code == "23503":  # the owner is not in auth.users
-                raise NotFound("No such user.", code="unknown_user") from None
+            verdict = _verdict(error)
+            if verdict is not None:  # the store answered: its verdict, not a failure
+                self._breaker.succeeded()
+                raise verdict from None
             log.error("key store %s failed: %s %s", function, error.code, error.message)
-        except httpx.HTTPError as error:
+        # httpx's failures; a body that is not JSON, or not the function's shape.
+        except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as error:
             log.error("key store %s failed: %s", function, type(error).__name__)
+        else:
+            self._breaker.succeeded()
+            return answer
+        self._breaker.failed()
         raise KeyStoreUnavailable()
 
     def create(self, key: NewKey, max_keys: int) -> int:
         return self._call(
             "cloudgpt_create_api_key",
+            _integer,
             p_id=key.id,
             p_user_id=key.user,
             p_name=key.name,
@@ -54,7 +76,7 @@ class SupabaseKeys:
         )
 
     def list(self, user: str) -> list[dict[str, object]]:
-        rows = self._call("cloudgpt_list_api_keys", p_user_id=user)
+        rows = self._call("cloudgpt_list_api_keys", _rows, p_user_id=user)
         return [
             {
                 "id": r["id"],
@@ -67,10 +89,53 @@ class SupabaseKeys:
         ]
 
     def delete(self, user: str, key_id: str) -> bool:
-        return bool(self._call("cloudgpt_delete_api_key", p_user_id=user, p_id=key_id))
+        return self._call("cloudgpt_delete_api_key", _boolean, p_user_id=user, p_id=key_id)
 
     def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
-        found = self._call("cloudgpt_verify_api_key", p_key_hash=hash, p_touch_after_seconds=touch_after)
-        if found is None:
-            return None
-        return VerifiedKey(user=found["user_id"], key_id=found["key_id"])
+        return self._call(
+            "cloudgpt_verify_api_key", _verified, p_key_hash=hash, p_touch_after_seconds=touch_after
+        )
+
+
+def _verdict(error: APIError) -> GatewayError | None:
+    """The caller's error for a refusal the SQL functions raise on purpose; None for a failure."""
+    if error.message == "api_key_limit_reached":
+        return limit_reached()
+    if error.code == "23503":  # the owner is not in auth.users
+        return NotFound("No such user.", code="unknown_user")
+    return None
+
+
+def _verified(answer: object) -> VerifiedKey | None:
+    """JSON null: no such key; `{"user_id": <uuid>, "key_id": "key_..."}`: the key. Nothing else."""
+    if answer is None:
+        return None
+    if not isinstance(answer, dict) or set(answer) != {"user_id", "key_id"}:
+        raise _Malformed(f"verification answered {type(answer).__name__}")
+    user, key_id = answer["user_id"], answer["key_id"]
+    if not isinstance(user, str) or not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+        raise _Malformed("verification answered a malformed key")
+    if str(uuid.UUID(user)) != user.lower():  # ValueError for anything but a UUID
+        raise _Malformed("verification answered a malformed user id")
+    return VerifiedKey(user=user.lower(), key_id=key_id)
+
+
+def _integer(answer: object) -> int:
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        raise _Malformed("creation answered no time")
+    return answer
+
+
+def _boolean(answer: object) -> bool:
+    if not isinstance(answer, bool):
+        raise _Malformed("deletion answered no boolean")
+    return answer
+
+
+def _rows(answer: object) -> list[dict[str, Any]]:
+    if not isinstance(answer, list):
+        raise _Malformed("listing answered no rows")
+    for row in answer:
+        if not isinstance(row, dict) or any(not isinstance(row.get(k), t) for k, t in _LISTED.items()):
+            raise _Malformed("listing answered a malformed row")
+    return answer

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from lib import media
+from lib import links, media
 from lib.catalog import Model
 from lib.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from lib.providers.openai_compatible import chat_completion
 from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.settings import settings
-from lib.upstream import Deadline, open_response, read_body
+from lib.upstream import Deadline, open_response, parse_json, read_body
 from lib.web import Response
 
 NAME = "mapleai"
@@ -66,10 +65,11 @@ def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
             raise UpstreamError(
                 f"{NAME} sent an image that is not base64.", code="upstream_malformed"
             ) from None
-    if isinstance(item.get("url"), str) and item["url"].startswith(("https://", "http://")):
+    if isinstance(item.get("url"), str):
         url = item["url"]
-        # CloudGPT's key goes to MapleAI only, never to the host a link points at.
-        own = urlsplit(url)[:2] == urlsplit(base)[:2]  # same scheme and host
+        # CloudGPT's key goes to MapleAI only, never to the host a link points at; a link
+        # elsewhere must be https to a public address (never loopback, private, link-local).
+        own = links.on_own_host(NAME, url, base)
         return media.fetch(NAME, url, "image", api_key=key if own else None, deadline=deadline)
     raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
 
@@ -125,10 +125,7 @@ def _call(
         NAME, method, f"{base}{path}", api_key=key, json_body=body, deadline=deadline, retries=retries
     )
     raw = read_body(NAME, response, deadline)
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        answer = None
+    answer = parse_json(raw)
     if not isinstance(answer, dict):
         raise UpstreamError(
             f"{NAME} answered {path} with something that is not JSON.", code="upstream_malformed"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from lib.catalog import Model
 from lib.errors import UpstreamError
 from lib.schemas import ChatRequest
 from lib.sse import relay
-from lib.upstream import Deadline, open_response, read_body
+from lib.upstream import Deadline, open_response, parse_json, read_body
 from lib.usage import tokens
 from lib.web import Response, event_stream, json_response
 
@@ -37,10 +35,7 @@ def chat_completion(
         wants_usage = bool(body.stream_options and body.stream_options.include_usage)
         return event_stream(relay(provider, response, deadline, used, forward_usage=wants_usage), used=used)
     raw = read_body(provider, response, deadline)
-    try:
-        completion = json.loads(raw)
-    except ValueError:
-        completion = None
+    completion = parse_json(raw)
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
         raise UpstreamError(
             f"{provider} answered with something that is not a chat completion.", code="upstream_malformed"

@@ -17,6 +17,8 @@ marker unique ("once:500 t1"):
     "malformed"         (stream) one event that is not JSON
     "nodone"            (stream) every event, ending in finish_reason "stop", but no [DONE]
     "burst"             (stream) headers and the whole stream in one write
+    "nested"            an answer (or, streaming, an event) nested 100,000 arrays deep
+    "endless"           (stream) one event, then a line that never ends (8 MiB without a newline)
     "drip:NAME"         (stream) an event every 50 ms for 10 s; a caller that leaves is
                         recorded in `disconnected` under NAME
 
@@ -40,6 +42,7 @@ from tests.fakes.openai_chat import completion, event, last_content
 from tests.fakes.server import FakeHandler, LoopbackFake
 
 COMPLETION_ID = "chatcmpl-maple"
+NESTING = 100_000
 
 
 @dataclass
@@ -141,6 +144,8 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
             elif verb == "silent":
                 fake.stopping.wait(10)
                 self.close_connection = True
+            elif verb == "nested" and not body.get("stream"):
+                self.send(200, b"[" * NESTING + b"]" * NESTING, "application/json")
             elif body.get("stream"):
                 self._stream(model, verb, argument, content)
             else:
@@ -178,12 +183,26 @@ def _handler(fake: FaultyUpstream) -> type[BaseHTTPRequestHandler]:
                 return
             if verb == "malformed":
                 self.write_chunk(b"data: {not json\n\n")
+            if verb == "nested":
+                self.write_chunk(b"data: " + b"[" * NESTING + b"]" * NESTING + b"\n\n")
+            if verb == "endless":
+                self._endless()
+                return
             for line in events[2:4]:
                 self.write_chunk(line)
             if verb != "nodone":
                 self.write_chunk(events[4])
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+
+        def _endless(self) -> None:
+            try:
+                self.write_chunk(b'data: {"x": "')
+                for _ in range(128):
+                    self.write_chunk(b"a" * 65536)
+            except OSError:
+                pass  # the gateway gave up on the line, as it should
+            self.close_connection = True
 
         def _drip(self, model: str, name: str) -> None:
             deadline = time.monotonic() + 10

@@ -10,7 +10,7 @@
 Every `/v1` call needs `Authorization: Bearer <key>`. The prompt picks the behaviour:
 
     images   "url" (a link to this server), "foreignurl" (a link to the same server by
-             another host name), "urlbig:N" (a link to N bytes), "urlhtml" (a link to
+             another host name), "link:URL" (that link), "urlbig:N" (a link to N bytes), "urlhtml" (a link to
              an HTML page), "notbase64", "notimage", "empty", "html", "status:N";
              anything else: a PNG as `b64_json`
     videos   "fail" (queued, processing, failed with a reason), "cancelled", "never"
@@ -168,6 +168,7 @@ def _handler(fake: FakeMapleAI) -> type[BaseHTTPRequestHandler]:
             items = {
                 "url": [{"url": f"{own}/image.png"}],
                 "foreignurl": [{"url": f"http://localhost:{fake.port}/files/image.png"}],
+                "link": [{"url": argument}],
                 "urlbig": [{"url": f"{own}/big/{argument}"}],
                 "urlhtml": [{"url": f"{own}/page.html"}],
                 "notbase64": [{"b64_json": "!!not base64!!"}],

@@ -11,7 +11,8 @@
 - `GET /auth/v1/.well-known/jwks.json`: the project's public signing keys.
 - The rest of `/auth/v1`: Supabase Auth, as tests/fakes/supabase_auth.py emulates it (`auth`).
 
-Every request is recorded so tests can see exactly what crossed the wire.
+Every request is recorded so tests can see exactly what crossed the wire, and a
+test can make every rpc answer a body of its choosing (`answer_with`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import json
 import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -68,6 +71,7 @@ class FakeSupabase(LoopbackFake):
         self.jwks_fetches = 0
         self._schema_cache: dict[str, list[tuple]] = {}
         self.delay = 0.0  # seconds each rpc call waits first: a slow database
+        self.answer: tuple[int, bytes] | None = None  # every rpc's status and raw body, when set
         self._connections: queue.Queue[psycopg.Connection] = queue.Queue()
         super().__init__(_handler(self))
         self.auth = SupabaseAuth(self)
@@ -78,6 +82,19 @@ class FakeSupabase(LoopbackFake):
         return jwt.encode(
             {"role": role, "iss": "supabase", "iat": int(time.time()), **claims}, self.jwt_secret
         )
+
+    @contextmanager
+    def answer_with(self, status: int, body: bytes) -> Iterator[None]:
+        """Answer every rpc with this status and raw JSON body (a proxy's or a broken store's) until the block ends."""
+        self.answer = (status, body)
+        try:
+            yield
+        finally:
+            self.answer = None
+
+    def rpc_calls(self, function: str) -> int:
+        """How many calls of `function` were received so far."""
+        return sum(path == f"/rest/v1/rpc/{function}" for path, _, _ in self.requests)
 
     def start(self, pool_size: int = 10) -> FakeSupabase:
         for _ in range(pool_size):
@@ -228,6 +245,9 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             if not isinstance(args, dict):
                 return self._send(400, error_body("PGRST102", "Empty or invalid json"))
             time.sleep(fake.delay)
+            if fake.answer is not None:
+                status, raw = fake.answer
+                return self.send(status, raw, "application/json; charset=utf-8")
             status, result = fake.call(
                 self.path.removeprefix("/rest/v1/rpc/"), args, claims.get("role", "anon"), claims
             )
