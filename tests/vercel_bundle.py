@@ -97,26 +97,27 @@ def _run(argv: list[str], **kwargs: object) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
-def project_files() -> list[Path]:
+def project_files(root: Path = ROOT) -> list[Path]:
     """The project's files as a deployment sees them (relative paths), without local state."""
     files = []
-    for path in ROOT.rglob("*"):
-        relative = path.relative_to(ROOT)
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
         if path.is_file() and not _NOT_DEPLOYED.intersection(relative.parts):
             files.append(relative)
     return sorted(files)
 
 
-def build(*, compileall: bool = False) -> Path:
-    """`vercel build`'s output folder for the project as it is now; rebuilt only when a file changed.
+def build(root: Path = ROOT, *, compileall: bool = False, name: str = "current") -> Path:
+    """`vercel build`'s output folder for the project at `root`; rebuilt only when a file changed.
 
-    `compileall` sets `VERCEL_PYTHON_COMPILEALL=1`, so the bundles carry bytecode.
+    `compileall` sets `VERCEL_PYTHON_COMPILEALL=1`, so the bundles carry bytecode;
+    `name` tells builds of different sources apart in the cache.
     """
-    files = project_files()
+    files = project_files(root)
     digest = hashlib.sha256(f"{VERCEL_CLI_VERSION} {UV_VERSION} {compileall}".encode())
     for relative in files:
-        digest.update(str(relative).encode() + b"\0" + (ROOT / relative).read_bytes() + b"\0")
-    folder = CACHE / "vercel-build" / ("compiled" if compileall else "source")
+        digest.update(str(relative).encode() + b"\0" + (root / relative).read_bytes() + b"\0")
+    folder = CACHE / "vercel-build" / name / ("compiled" if compileall else "source")
     output = folder / "project" / ".vercel" / "output"
     stamp = folder / "stamp"
     if stamp.exists() and stamp.read_text() == digest.hexdigest() and output.is_dir():
@@ -126,7 +127,7 @@ def build(*, compileall: bool = False) -> Path:
     project = folder / "project"
     for relative in files:
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / relative, project / relative)
+        shutil.copy2(root / relative, project / relative)
     (project / ".vercel").mkdir()
     stub = {"projectId": "prj_local", "orgId": "team_local", "settings": {"framework": None}}
     (project / ".vercel" / "project.json").write_text(json.dumps(stub))
