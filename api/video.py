@@ -9,7 +9,6 @@ streamed as they arrive.
 from lib import catalog, providers
 from lib.identity import identify
 from lib.limits import enforce
-from lib.schemas import VideoRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint
 
@@ -17,7 +16,7 @@ from lib.web import Request, Response, endpoint
 def create_video(request: Request) -> Response:
     caller = identify(request)  # 401 for a key that does not verify
     request.response_headers.update(enforce(caller, "video"))  # 429 past the minute's budget
-    body = parse_body(request, VideoRequest)  # 400 naming the field, 413 past the size cap
+    body = parse_body(request, "VideoRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("video", body.model)  # 400 for a model not in the catalog
     body.check_duration(model.max_duration)  # 400 for a clip longer than the model makes
     return providers.video(model, body)  # 502 for a failed job, 504 for one that never ends

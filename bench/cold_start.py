@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also measure the project at this git revision")
     args = parser.parse_args()
 
-    sources = {"now": ROOT}
+    sources = {"current": ROOT}
     if args.against:
         sources[args.against] = revision(args.against)
     bundles_root = CACHE / "bench-bundles"

@@ -8,7 +8,6 @@ GET answers `{"data": [{"id", "name", "prefix", "created", "lastUsed"}]}`, newes
 
 from lib import keys
 from lib.identity import account_holder
-from lib.schemas import CreateKeyRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint, json_response
 
@@ -20,7 +19,7 @@ def list_keys(request: Request) -> Response:
 
 def create_key(request: Request) -> Response:
     user = account_holder(request)  # 401 without a valid access token or key
-    body = parse_body(request, CreateKeyRequest, optional=True)  # 400 naming the field
+    body = parse_body(request, "CreateKeyRequest", optional=True)  # 400 naming the field
     return json_response(keys.create(user, body.name), 201)  # 400 past 25 keys
 
 
