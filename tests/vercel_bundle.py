@@ -100,10 +100,9 @@ def _run(argv: list[str], **kwargs: object) -> None:
 def project_files(root: Path = ROOT) -> list[Path]:
     """The project's files as a deployment sees them (relative paths), without local state."""
     files = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if path.is_file() and not _NOT_DEPLOYED.intersection(relative.parts):
-            files.append(relative)
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in _NOT_DEPLOYED]
+        files += [(Path(folder) / name).relative_to(root) for name in names]
     return sorted(files)
 
 
