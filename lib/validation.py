@@ -12,8 +12,6 @@ import re
 from importlib import import_module
 from typing import Any
 
-from pydantic_core import ValidationError
-
 from lib.errors import BadRequest
 from lib.settings import settings
 from lib.web import Request
@@ -31,6 +29,8 @@ def parse_body(request: Request, schema: str, *, optional: bool = False) -> Any:
     An `optional` body may be left out entirely: then every field takes its default.
     """
     raw = request.body(settings().max_body_bytes)
+    from pydantic_core import ValidationError  # like the schemas: loaded by the first body read
+
     model = getattr(import_module("lib.schemas"), schema)
     if optional and not raw.strip():
         return model()
@@ -55,7 +55,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _bad_request(error: ValidationError) -> BadRequest:
+def _bad_request(error: Any) -> BadRequest:
+    """The 400 for a pydantic `ValidationError`."""
     problems = error.errors(include_url=False)
     first = problems[0]
     kind = first["type"]
