@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -46,11 +47,11 @@ def output() -> Path:
 
 
 @pytest.fixture(scope="module")
-def functions(
-    output: Path, upstream: FakePollinations, upstash_emulator: UpstashEmulator, supabase: FakeSupabase
-) -> Iterator[dict[str, httpx.Client]]:
-    """A client per function, each function running in its own `vc_init` process."""
-    env = {
+def platform_env(
+    upstream: FakePollinations, upstash_emulator: UpstashEmulator, supabase: FakeSupabase
+) -> dict[str, str]:
+    """The project's environment variables on Vercel, pointed at the fakes."""
+    return {
         "VERCEL": "1",  # as on the platform: Upstash and Supabase are required, client IPs come from headers
         "POLLINATIONS_BASE_URL": upstream.url,
         "POLLINATIONS_API_KEY": UPSTREAM_KEY,
@@ -60,9 +61,14 @@ def functions(
         **upstash_env(upstash_emulator.url),
         **UNLIMITED,
     }
+
+
+@pytest.fixture(scope="module")
+def functions(output: Path, platform_env: dict[str, str]) -> Iterator[dict[str, httpx.Client]]:
+    """A client per function, each function running in its own `vc_init` process."""
     CACHE.mkdir(exist_ok=True)
     bundles = Path(tempfile.mkdtemp(prefix="bundles-", dir=CACHE))  # beside the build: hard links work
-    running = {route: VercelFunction(*_bundle(output, route, bundles), env) for route in ROUTES}
+    running = {route: VercelFunction(*_bundle(output, route, bundles), platform_env) for route in ROUTES}
     clients = {route: httpx.Client(base_url=function.url, timeout=30) for route, function in running.items()}
     yield clients
     for route, function in running.items():
@@ -197,4 +203,26 @@ def test_vc_init_reports_the_functions_import_time(output: Path) -> None:
         finally:
             function.stop()
     finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+def test_concurrent_first_requests_each_get_their_answer(output: Path, platform_env: dict[str, str]) -> None:
+    # vc_init serves requests in threads: on a fresh instance, several first requests
+    # race to import the request models and the adapter and to build the validator.
+    bundle = Path(tempfile.mkdtemp(prefix="bundle-", dir=CACHE))
+    function = VercelFunction(bundle, lay_out(output, "api/chat", bundle), platform_env)
+
+    def ask(n: int) -> str:
+        body = {"model": "openai", "messages": [{"role": "user", "content": f"first {n}"}]}
+        response = httpx.post(
+            f"{function.url}/api/chat", json=body, headers=vercel_headers(a_client_ip()), timeout=30
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["choices"][0]["message"]["content"]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(ask, range(8))) == [f"echo: first {n}" for n in range(8)]
+    finally:
+        function.stop()
         shutil.rmtree(bundle, ignore_errors=True)
