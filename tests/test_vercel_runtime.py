@@ -169,9 +169,10 @@ def test_key_is_revoked_by_its_id_passed_as_query_id(
 def test_anonymous_callers_are_counted_by_the_ip_vercels_headers_give(
     functions: dict[str, httpx.Client],
 ) -> None:
-    # vc_init makes REMOTE_ADDR the x-forwarded-for header; the platform sets it and
-    # x-real-ip to the client's address. Two clients behind the same proxy are
-    # two budgets. (Which header wins when they differ is lib/identity.py's rule.)
+    # vc_init makes REMOTE_ADDR the x-forwarded-for header as sent; the platform sets
+    # it and x-real-ip to the client's address, so two clients are two budgets. Which
+    # header wins when a client sends its own is lib/identity.py's rule, not checked
+    # here: this holds for any rule that takes the address from Vercel's headers.
     body = {"model": "openai", "messages": [{"role": "user", "content": "count me"}]}
     chat = functions["api/chat"]
     first_ip, second_ip = a_client_ip("198.51.100"), a_client_ip("198.51.100")  # no other test's
