@@ -42,6 +42,7 @@ from tests.vercel_bundle import CACHE, VercelFunction, build, functions, lay_out
 
 FLOOR = "import httpx, pydantic"
 FIRST_REQUEST = "api/chat + first request"
+NO_LIMIT = {"RATE_LIMIT_CHAT_ANONYMOUS": "1000000"}  # every start's first request is counted
 _FLOOR_ROUTE = "api/bare_imports"
 _FLOOR_MODULE = f'''"""The floor: {FLOOR}, and a WSGI app that answers nothing."""
 
@@ -105,7 +106,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         print(f"round {round_ + 1} of {args.rounds} ...", flush=True)
         for (name, kind, route), (bundle, config) in cells.items():
-            function = VercelFunction(bundle, config, {"CLOUDGPT_DATA_DIR": data_dir})
+            function = VercelFunction(bundle, config, {"CLOUDGPT_DATA_DIR": data_dir, **NO_LIMIT})
             samples[name, kind, route].append(function.user_init_ms)
             if route == "api/chat":
                 started = time.perf_counter()
