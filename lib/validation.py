@@ -1,7 +1,7 @@
 """Request bodies checked against pydantic models, every failure a 400 naming its field.
 
 A route names its model (`parse_body(request, "ChatRequest")`) rather than importing
-it: lib/schemas.py and pydantic's model machinery (about 35 ms with bytecode) are
+it: lib/schemas.py and pydantic's model machinery (tens of ms, even with bytecode) are
 loaded by the first request that reads a body, not by every cold start, and never
 by a function or method that reads none.
 """
