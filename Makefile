@@ -8,6 +8,7 @@
 #            what the accounts routes (config, local sign-in) cost and import
 #            what recording usage adds to the time to the last byte
 #            store outages before/after the breakers, a 10-minute soak, the long Schemathesis run
+#            every function's cold start in Vercel's own runtime (vercel build)
 # make lint  ruff
 .PHONY: dev signin test bench lint
 
@@ -38,6 +39,7 @@ bench:
 	.venv/bin/python bench/outages.py
 	.venv/bin/python bench/soak.py
 	.venv/bin/python bench/properties.py
+	.venv/bin/python bench/cold_start.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

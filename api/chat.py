@@ -8,7 +8,6 @@ Body: OpenAI's chat request (`model`, `messages`, `temperature`, `max_tokens`,
 from lib import catalog, providers, usage
 from lib.identity import identify
 from lib.limits import enforce
-from lib.schemas import ChatRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint
 
@@ -17,7 +16,7 @@ def create_chat_completion(request: Request) -> Response:
     caller = identify(request)  # 401 for a key that does not verify
     request.response_headers.update(enforce(caller, "chat"))  # 429 past the minute's budget
     meter = usage.meter(request, caller, "chat")  # every answer from here on is recorded, once sent
-    body = parse_body(request, ChatRequest)  # 400 naming the field, 413 past the size cap
+    body = parse_body(request, "ChatRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("chat", body.model)  # 400 for a model not in the catalog
     meter.model = model.id
     return providers.chat(model, body)

@@ -9,7 +9,6 @@ body is `{"code"}` from the link the local server printed; the answer is
 
 from lib import accounts, local_signin
 from lib.errors import NotFound
-from lib.schemas import SessionRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint, json_response
 
@@ -17,7 +16,7 @@ from lib.web import Request, Response, endpoint, json_response
 def open_session(request: Request) -> Response:
     if accounts.mode() != "local":
         raise NotFound(f"No route for {request.path}.", code="route_not_found")
-    body = parse_body(request, SessionRequest)  # 400 naming the field
+    body = parse_body(request, "SessionRequest")  # 400 naming the field
     return json_response(local_signin.redeem(body.code))  # 401 invalid_code
 
 

@@ -9,7 +9,6 @@ streamed as they arrive.
 from lib import catalog, providers, usage
 from lib.identity import identify
 from lib.limits import enforce
-from lib.schemas import VideoRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint
 
@@ -18,7 +17,7 @@ def create_video(request: Request) -> Response:
     caller = identify(request)  # 401 for a key that does not verify
     request.response_headers.update(enforce(caller, "video"))  # 429 past the minute's budget
     meter = usage.meter(request, caller, "video")  # every answer from here on is recorded, once sent
-    body = parse_body(request, VideoRequest)  # 400 naming the field, 413 past the size cap
+    body = parse_body(request, "VideoRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("video", body.model)  # 400 for a model not in the catalog
     meter.model = model.id
     body.check_duration(model.max_duration)  # 400 for a clip longer than the model makes

@@ -2,6 +2,9 @@
 
 They are strict (no "1" for 1, no unknown fields) and follow OpenAI's chat fields
 and the spec's media fields, so what validates here is what the upstreams accept.
+
+Each model's validator is built when it first validates (`defer_build`), not at
+import: a cold start pays only for the request shapes its function reads.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from lib.errors import BadRequest
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class ContentPart(BaseModel):
     """One part of a multi-part message: text, an image, audio, a file, ..."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     type: str = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -286,7 +289,7 @@ class VideoRequest(_MediaRequest):
 class CreateKeyRequest(BaseModel):
     """POST /api/keys: an optional name, 1 to 100 characters once trimmed."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, defer_build=True)
     name: str = Field(
         None,  # absent: the default name; null is refused
         min_length=1,

@@ -1,18 +1,20 @@
-"""Request bodies checked against pydantic models, every failure a 400 naming its field."""
+"""Request bodies checked against pydantic models, every failure a 400 naming its field.
+
+A route names its model (`parse_body(request, "ChatRequest")`) rather than importing
+it: lib/schemas.py and pydantic's model machinery (tens of ms, even with bytecode) are
+loaded by the first request that reads a body, not by every cold start, and never
+by a function or method that reads none.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
+from importlib import import_module
+from typing import Any
 
 from lib.errors import BadRequest
-from lib.schemas import MESSAGE_ROLES
 from lib.settings import settings
 from lib.web import Request
-
-M = TypeVar("M", bound=BaseModel)
 
 # Our fields are snake_case; pydantic names union branches in an error's location
 # by their type ("str", "list[ContentPart]", "NamedToolChoice", "literal[...]"), and
@@ -21,23 +23,28 @@ _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
 _BRANCH_NAMES = {"str", "int", "float", "bool", "none", "dict", "list"}
 
 
-def parse_body(request: Request, schema: type[M], *, optional: bool = False) -> M:
-    """The request's JSON body as `schema`, or a 400/413 in the error envelope.
+def parse_body(request: Request, schema: str, *, optional: bool = False) -> Any:
+    """The request's JSON body as the model of lib/schemas.py named `schema`, or a 400/413 in the envelope.
 
     An `optional` body may be left out entirely: then every field takes its default.
     """
     raw = request.body(settings().max_body_bytes)
+    from pydantic_core import ValidationError  # like the schemas: loaded by the first body read
+
+    model = getattr(import_module("lib.schemas"), schema)
     if optional and not raw.strip():
-        return schema()
+        return model()
     if not raw.strip():
         raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
     try:
-        return schema.model_validate_json(raw, strict=True)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as error:
         raise _bad_request(error) from None
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
+    from lib.schemas import MESSAGE_ROLES  # loaded by parse_body already
+
     path = ""
     for i, part in enumerate(loc):
         role = part in MESSAGE_ROLES and i > 0 and isinstance(loc[i - 1], int)
@@ -48,7 +55,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _bad_request(error: ValidationError) -> BadRequest:
+def _bad_request(error: Any) -> BadRequest:
+    """The 400 for a pydantic `ValidationError`."""
     problems = error.errors(include_url=False)
     first = problems[0]
     kind = first["type"]

@@ -187,7 +187,7 @@ def test_usage_chart_and_table_show_the_keys_requests(
 def test_the_25_key_cap_is_said_in_plain_words(
     browser: Browser, start_gateway: Callable[..., Gateway]
 ) -> None:
-    gateway = start_gateway()  # a fresh operator
+    gateway = start_gateway(RATE_LIMIT_ACCOUNT="1000")  # a fresh operator, with room for 26 key calls
     sign_in(browser, gateway)
     token = browser.driver.execute_script(
         "return JSON.parse(sessionStorage.getItem('cloudgpt.local-session')).token"

@@ -9,7 +9,6 @@ CloudGPT keeps no images to link to), `user`. Answer: `{"created",
 from lib import catalog, media, providers, usage
 from lib.identity import identify
 from lib.limits import enforce
-from lib.schemas import ImageGenerationRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint
 
@@ -18,7 +17,7 @@ def create_image_generation(request: Request) -> Response:
     caller = identify(request)  # 401 for a key that does not verify
     request.response_headers.update(enforce(caller, "image"))  # 429 past the minute's budget
     meter = usage.meter(request, caller, "image")  # every answer from here on is recorded, once sent
-    body = parse_body(request, ImageGenerationRequest)  # 400 naming the field, 413 past the size cap
+    body = parse_body(request, "ImageGenerationRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("image", body.model)  # 400 for a model not in the catalog
     meter.model, meter.delivered = model.id, {"images": 1}
     image = providers.image(model, body.image_request())  # 502 for an answer that is not an image

@@ -12,7 +12,6 @@ the key is shown. GET answers `{"data": [{"id", "name", "prefix", "created",
 from lib import keys
 from lib.identity import account_holder, account_session
 from lib.limits import enforce_account
-from lib.schemas import CreateKeyRequest
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint, json_response
 
@@ -26,7 +25,7 @@ def list_keys(request: Request) -> Response:
 def create_key(request: Request) -> Response:
     user = account_session(request).user  # 401 without a valid access token, 403 for a key
     enforce_account(request, user)  # 429 past the minute's account budget
-    body = parse_body(request, CreateKeyRequest, optional=True)  # 400 naming the field
+    body = parse_body(request, "CreateKeyRequest", optional=True)  # 400 naming the field
     return json_response(keys.create(user, body.name), 201)  # 400 past 25 keys
 
 

@@ -5,22 +5,26 @@ offers `chat`, `image` and `video` for the modalities it serves, each taking the
 model, the validated request and the call's `Deadline`. A model's catalog
 fallbacks are tried in turn when its provider fails before answering;
 `X-CloudGPT-Provider` says which provider answered, or which one failed.
+
+An adapter is imported when one of its models is first asked for, so a cold start
+pays only for the providers its requests use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from lib.catalog import Model, with_fallbacks
 from lib.errors import GatewayError, ServiceUnavailable
-from lib.providers import mapleai, pollinations
-from lib.schemas import ChatRequest, ImageRequest, VideoRequest
 from lib.upstream import Deadline
-from lib.web import Response
 
-ADAPTERS: dict[str, ModuleType] = {"pollinations": pollinations, "mapleai": mapleai}
+if TYPE_CHECKING:
+    from lib.schemas import ChatRequest, ImageRequest, VideoRequest
+    from lib.web import Response
+
+ADAPTERS: dict[str, str] = {"pollinations": "lib.providers.pollinations", "mapleai": "lib.providers.mapleai"}
 
 # Failures another provider may not share: rate limits, outages, timeouts, our account
 # there. A 400 is the request's own fault and would fail anywhere.
@@ -60,7 +64,8 @@ def _answer(modality: str, model: Model, body: object) -> Response:
 
 
 def _handler(modality: str, model: Model) -> Callable[[Model, Any, Deadline], Response]:
-    handler = getattr(ADAPTERS.get(model.provider), modality, None)
+    adapter = ADAPTERS.get(model.provider)
+    handler = getattr(import_module(adapter), modality, None) if adapter else None
     if handler is None:
         raise ServiceUnavailable(
             f"Provider {model.provider} is not available on this gateway.",
