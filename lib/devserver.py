@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import json
 import mimetypes
+import os
 import re
 import sys
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from lib.errors import NotFound
+from lib.errors import NotFound, PayloadTooLarge
 from lib.web import WSGIApp, failing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,10 +153,35 @@ class Router:
         return [body]
 
 
-def access_log(app: WSGIApp) -> WSGIApp:
-    """Print one line per request once its body is sent: method, path, status, milliseconds."""
+def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
+    """Refuse a body declared larger than `limit` before reading any of it.
 
-    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    The server hands bodies over as they arrive, so a refused upload is never
+    buffered. A body without a length (chunked) ends where the input ends, which
+    WSGI signals with `wsgi.input_terminated`; the functions read it under the same cap.
+    """
+    too_large = failing(
+        PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
+    )
+
+    def capped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        declared = environ.get("CONTENT_LENGTH", "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_large(environ, start_response)
+        environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+
+    return capped
+
+
+def access_log(app: WSGIApp) -> WSGIApp:
+    """Print one line per request once its body is sent: method, path, status, milliseconds.
+
+    The function is called at once (the server reads the status as soon as the call
+    returns); a list body is logged there, any other when the server closes it.
+    """
+
+    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         status = ["-"]
 
@@ -163,23 +189,58 @@ def access_log(app: WSGIApp) -> WSGIApp:
             status[0] = line.split(" ", 1)[0]
             return start_response(line, headers, exc_info)
 
-        body = app(environ, capture)
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+        def log() -> None:
             elapsed = (time.perf_counter() - started) * 1000
             path = environ.get("PATH_INFO", "/")
             print(f"{environ.get('REQUEST_METHOD')} {path} {status[0]} {elapsed:.1f}ms", flush=True)
 
+        body = app(environ, capture)
+        if isinstance(body, list):
+            log()
+            return body
+        return _Closing(body, log)
+
     return logged
 
 
-def main(argv: list[str] | None = None) -> None:
-    import waitress
+class _Closing:
+    """A response body that runs `then` once the server closes it (after the last chunk or a disconnect)."""
 
+    def __init__(self, body: Iterable[bytes], then: Callable[[], None]) -> None:
+        self._body = body
+        self._next = iter(body).__next__
+        self._then = then
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return self._next()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._then()
+
+
+def served() -> WSGIApp:
+    """The app each worker process serves: the router behind the body cap, with an access log."""
+    from lib.settings import settings
+
+    return access_log(body_cap(Router(), settings().max_body_bytes))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    # Local whatever the shell or `vercel env pull` says: with VERCEL set, the embedded stores
+    # would be switched off and every request answered 503.
+    os.environ.pop("VERCEL", None)
     from lib.settings import SettingsError, settings
 
     try:
@@ -189,18 +250,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve CloudGPT's functions locally.")
     parser.add_argument("--host", default=current.host)
     parser.add_argument("--port", type=int, default=current.port)
-    parser.add_argument("--threads", type=int, default=64, help="requests served at once (streams hold one)")
-    args = parser.parse_args(argv)
-    print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
-    # send_bytes=1: every chunk a function yields goes out at once, so streams are not held back.
-    waitress.serve(
-        access_log(Router()),
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        send_bytes=1,
-        ident="CloudGPT",
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per core)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=64, help="requests each worker serves at once (streams hold one)"
+    )
+    args = parser.parse_args(argv)
+    print(f"CloudGPT serving on http://{args.host}:{args.port} ({args.workers} workers)", flush=True)
+    Server(
+        "lib.devserver:served",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=args.host,
+        port=args.port,
+        workers=args.workers,
+        blocking_threads=args.threads,
+        backpressure=args.threads,
+        log_level=LogLevels.warning,
+    ).serve()
 
 
 if __name__ == "__main__":

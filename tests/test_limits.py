@@ -49,6 +49,14 @@ def burst(url: str, n: int, headers: dict[str, str] | None = None) -> list[tuple
         return list(pool.map(one, range(n)))
 
 
+def test_limits_stay_exact_across_the_local_servers_worker_processes(start_gateway) -> None:
+    # Three worker processes, each with its own connection to the shared SQLite counters.
+    gateway = start_gateway(("-m", "lib.devserver", "--port", "{port}", "--workers", "3"))
+    inside_one_window()
+    statuses = sorted(status for status, _, _ in burst(gateway.url, 30))
+    assert statuses == [200] * 10 + [429] * 20
+
+
 def test_thirty_concurrent_anonymous_requests_admit_exactly_ten(start_gateway, backend) -> None:
     gateway = start_gateway(**backend)
     inside_one_window()
