@@ -78,12 +78,16 @@ class Router:
             for url, f in self.static.items()
             if f.name == "index.html"
         }
+        self._public_files = frozenset(self.static.values())
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
 
     def _load(self, path: Path) -> WSGIApp:
+        app = self._apps.get(path)
+        if app is not None:
+            return app
         with self._lock:
             if path not in self._apps:
                 name = "cloudgpt_function_" + re.sub(r"\W", "_", str(path.relative_to(self.root)))
@@ -142,7 +146,7 @@ class Router:
         if found is None:
             return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
         file, query = found
-        if file.is_relative_to(self.root / "public"):
+        if file in self._public_files:
             return self._serve_file(file, respond)
         return self._load(file)({**environ, "QUERY_STRING": query}, respond)
 
