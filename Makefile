@@ -3,7 +3,8 @@
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
-#            what the OpenAI-compatible routes cost through the official SDK
+#            what the OpenAI-compatible routes cost through the official SDK,
+#            the local server beside LiteLLM's proxy and Portkey's gateway (bench/peers.py)
 # make lint  ruff
 .PHONY: dev test bench lint
 
@@ -25,6 +26,7 @@ bench:
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/sdk.py
+	.venv/bin/python bench/peers.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt

@@ -1,7 +1,7 @@
 """Serve one function of api/ with the standard library's wsgiref, for measuring it alone.
 
 `python -m tests.function_server api/video.py --port 3001`. Unlike the local server
-(waitress keeps up to 16 MiB of a response in its own output buffer), wsgiref writes
+(granian, whose workers also hold the router and a few chunks in flight), wsgiref writes
 each chunk the function yields straight to the socket, so the process's memory is
 the function's own.
 """
