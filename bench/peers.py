@@ -195,7 +195,8 @@ def measure(targets: list[Target], rounds: int, n: int) -> None:
 def report(targets: list[Target], rps: dict[str, float], connections: int) -> None:
     direct = targets[0]
     d50, d99 = p50_p99(direct.latencies)
-    print(f"\nchat completions on loopback, {os.cpu_count()} cores; ms")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nchat completions on loopback, {os.cpu_count()} cores, load average {load}; ms")
     print(
         f"{'':<34} {'p50':>7} {'p99':>7} {'added p50':>10} {'added p99':>10} {'1st event':>10} {'req/s':>8}"
     )

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -81,6 +82,8 @@ class Router:
         self._public_files = frozenset(self.static.values())
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
+        # The same paths come again and again: each is matched against the patterns once.
+        self._route = lru_cache(maxsize=4096)(self._resolve)
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
 
@@ -127,6 +130,13 @@ class Router:
                 return file, urlencode(params)
         return None
 
+    def _resolve(self, path: str, query: str) -> tuple[Path, str] | None:
+        """As on Vercel: the files first (public/, then api/), the rewrites only after them."""
+        found = self._find(path, query)
+        if found is None and (rewritten := self._rewrite(path, query)):
+            found = self._find(*rewritten)
+        return found
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         original = environ.get("PATH_INFO", "/")
         extra = [h for pattern, headers in self.headers if pattern.match(original) for h in headers]
@@ -137,12 +147,8 @@ class Router:
                 status, headers + [h for h in extra if h[0].lower() not in present], exc_info
             )
 
-        # As on Vercel: the files first (public/, then api/), the rewrites only after them. A
-        # rewritten request keeps the path the client asked for.
-        query = environ.get("QUERY_STRING", "")
-        found = self._find(original, query)
-        if found is None and (rewritten := self._rewrite(original, query)):
-            found = self._find(*rewritten)
+        # A rewritten request keeps the path the client asked for.
+        found = self._route(original, environ.get("QUERY_STRING", ""))
         if found is None:
             return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
         file, query = found
