@@ -19,6 +19,7 @@ from lib.counters.sqlite import SqliteCounters
 from lib.identity import client_ip
 from lib.settings import settings
 from lib.web import Request
+from tests.conftest import AS_ON_VERCEL
 from tests.fakes.upstash import UpstashEmulator
 from tests.upstash_fixtures import upstash_env
 
@@ -174,7 +175,9 @@ def test_each_request_is_one_round_trip_to_upstash(start_gateway, upstash: Upsta
 
 
 def test_on_vercel_the_real_ip_header_picks_the_bucket(start_gateway, upstash: UpstashEmulator) -> None:
-    gateway = start_gateway(**upstash_env(upstash.url), VERCEL="1", RATE_LIMIT_CHAT_ANONYMOUS="1")
+    gateway = start_gateway(
+        AS_ON_VERCEL, **upstash_env(upstash.url), VERCEL="1", RATE_LIMIT_CHAT_ANONYMOUS="1"
+    )
     inside_one_window()
     sent = [
         {"X-Real-Ip": "203.0.113.7", "X-Forwarded-For": "198.51.100.1"},
@@ -211,7 +214,7 @@ def test_the_client_ip_comes_from_vercel_headers_only_on_vercel(
 
 
 def test_on_vercel_without_upstash_the_limiter_refuses_loudly(start_gateway) -> None:
-    gateway = start_gateway(VERCEL="1")
+    gateway = start_gateway(AS_ON_VERCEL, VERCEL="1")
     response = gateway.client.post("/api/chat", json=BODY)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "rate_limiter_not_configured"
