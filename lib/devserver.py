@@ -3,9 +3,10 @@
 `python -m lib.devserver` (what `make dev` runs) maps each `api/**/*.py` file to
 its path (`index.py` to its folder, `[name]` segments passed as query parameters),
 serves `public/` as static files, applies `vercel.json`'s rewrites where no file
-matches (the function still sees the path asked for) and its headers,
-and serves requests concurrently (a thread each, keep-alive connections) with
-streamed bodies flushed chunk by chunk as they are produced.
+matches (the function still sees the path asked for) and its headers.
+It runs on granian: one worker process per core, each like a warm Vercel
+instance, serving requests on threads over keep-alive connections, with bodies
+read as they arrive and streamed answers sent chunk by chunk as they are produced.
 """
 
 from __future__ import annotations
