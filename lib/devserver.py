@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         blocking_threads=args.threads,
         backpressure=args.threads,
-        log_level=LogLevels.warning,
+        # Not warning: granian warns about more threads than cores, which suits CPU-bound
+        # apps; these threads mostly wait on providers (a stream holds one for minutes).
+        log_level=LogLevels.error,
     ).serve()
 
 
