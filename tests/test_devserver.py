@@ -10,14 +10,15 @@ import time
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
+from wsgiref.simple_server import make_server
 
 import httpx
 import pytest
-import waitress
 
 from lib.devserver import Router
 from lib.keys.format import new_key
 from tests.conftest import Gateway
+from tests.function_server import QuietHandler, ThreadingServer
 
 ECHO = """
 import json
@@ -47,11 +48,11 @@ def site(tmp_path: Path) -> Iterator[str]:
         ],
         "headers": [{"source": "/api/:path*", "headers": [{"key": "X-Site", "value": "test"}]}],
     }))  # fmt: skip
-    server = waitress.create_server(Router(tmp_path), host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    server = make_server("127.0.0.1", 0, Router(tmp_path), ThreadingServer, QuietHandler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
 
 def test_file_path_is_the_route(site: str) -> None:
