@@ -9,6 +9,7 @@
 #            what recording usage adds to the time to the last byte
 #            store outages before/after the breakers, a 10-minute soak, the long Schemathesis run
 #            every function's cold start in Vercel's own runtime (vercel build)
+#            the local server beside LiteLLM's proxy and Portkey's gateway (bench/peers.py)
 # make lint  ruff
 .PHONY: dev signin test bench lint
 
@@ -40,6 +41,7 @@ bench:
 	.venv/bin/python bench/soak.py
 	.venv/bin/python bench/properties.py
 	.venv/bin/python bench/cold_start.py
+	.venv/bin/python bench/peers.py
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

@@ -129,13 +129,18 @@ def first_event(client: httpx.Client, path: str) -> Callable[[], float]:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float]:
+def wrk(
+    url: str, connections: int, seconds: int, headers: dict[str, str] | None = None
+) -> tuple[float, float, float]:
     """(p50 ms, p99 ms, requests/s) from wrk with `connections` open connections."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
+        script.writelines(
+            f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+        )
         script.flush()
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", script.name, url],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     if "Non-2xx" in out or "Socket errors" in out:

@@ -7,7 +7,7 @@ Starts the fake Pollinations and MapleAI (in their own processes) and measures:
   - the function alone, its WSGI `app` called in-process as Vercel's runtime calls
     it (tracemalloc peak of Python allocations, and growth of the peak RSS);
   - the function served by wsgiref, which buffers nothing (growth of the process's peak RSS);
-  - the local server (waitress, whose own output buffer holds up to 16 MiB);
+  - the local server (granian, which holds at most four chunks of a response in its own queue);
 - the time to the first byte of an image, direct to the fake, through the local
   server, and from the function alone (in-process), p50/p99 over sequential requests.
 
@@ -88,12 +88,18 @@ def in_process(body: dict[str, object], size: int) -> tuple[int, int]:
 
 
 def served(gateway: Gateway, body: dict[str, object], size: int) -> tuple[int, float]:
-    """(peak RSS growth KiB of the serving process, MB/s) passing `body`'s video through it."""
+    """(peak RSS growth KiB of the serving process, MB/s) passing `body`'s video through it.
+
+    The local server's one worker serves it, a child of the process started.
+    """
     drain(gateway.client, {**body, "prompt": "big:1048576"})
-    before = peak_rss_kib(gateway.process.pid)
+    pid = gateway.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    serving = children[0] if children else pid
+    before = peak_rss_kib(serving)
     total, rate = drain(gateway.client, body)
     assert total == size
-    return peak_rss_kib(gateway.process.pid) - before, rate
+    return peak_rss_kib(serving) - before, rate
 
 
 def first_byte(client: httpx.Client, method: str, path: str, **kwargs: object) -> Callable[[], float]:
@@ -150,13 +156,13 @@ def main() -> None:
         "RATE_LIMIT_VIDEO_ANONYMOUS": "1000000000",
     }
     os.environ.update(env)
-    local = Gateway(env)
+    local = Gateway(env, ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"))
     function = Gateway(env, ("-m", "tests.function_server", "api/video.py", "--port", "{port}"))
     try:
         print(
             f"peak memory passing a {args.size_mb} MB video through, KiB ({os.cpu_count()} cores, loopback)"
         )
-        print(f"{'':<14} {'in-process':>22} {'wsgiref':>18} {'local server (waitress)':>26}")
+        print(f"{'':<14} {'in-process':>22} {'wsgiref':>18} {'local server (granian)':>26}")
         print(
             f"{'':<14} {'tracemalloc':>11} {'RSS +':>10} {'RSS +':>8} {'MB/s':>9} {'RSS +':>14} {'MB/s':>11}"
         )

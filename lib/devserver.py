@@ -3,9 +3,10 @@
 `python -m lib.devserver` (what `make dev` runs) maps each `api/**/*.py` file to
 its path (`index.py` to its folder, `[name]` segments passed as query parameters),
 serves `public/` as static files, applies `vercel.json`'s rewrites where no file
-matches (the function still sees the path asked for) and its headers,
-and serves requests concurrently (a thread each, keep-alive connections) with
-streamed bodies flushed chunk by chunk as they are produced.
+matches (the function still sees the path asked for) and its headers.
+It runs on granian: one worker process per core, each like a warm Vercel
+instance, serving requests on threads over keep-alive connections, with bodies
+read as they arrive and streamed answers sent chunk by chunk as they are produced.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import argparse
 import importlib.util
 import json
 import mimetypes
+import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from lib.errors import NotFound
+from lib.errors import NotFound, PayloadTooLarge
 from lib.web import WSGIApp, failing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,12 +81,18 @@ class Router:
             if f.name == "index.html"
             for folder in {url.removesuffix("index.html"), url.removesuffix("/index.html") or "/"}
         }  # as on Vercel, a folder's index.html serves the folder with and without its slash
+        self._public_files = frozenset(self.static.values())
         self._apps: dict[Path, WSGIApp] = {}
         self._lock = threading.Lock()
+        # The same paths come again and again: each is matched against the patterns once.
+        self._route = lru_cache(maxsize=4096)(self._resolve)
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
 
     def _load(self, path: Path) -> WSGIApp:
+        app = self._apps.get(path)
+        if app is not None:
+            return app
         with self._lock:
             if path not in self._apps:
                 name = "cloudgpt_function_" + re.sub(r"\W", "_", str(path.relative_to(self.root)))
@@ -123,6 +132,13 @@ class Router:
                 return file, urlencode(params)
         return None
 
+    def _resolve(self, path: str, query: str) -> tuple[Path, str] | None:
+        """As on Vercel: the files first (public/, then api/), the rewrites only after them."""
+        found = self._find(path, query)
+        if found is None and (rewritten := self._rewrite(path, query)):
+            found = self._find(*rewritten)
+        return found
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         original = environ.get("PATH_INFO", "/")
         extra = [h for pattern, headers in self.headers if pattern.match(original) for h in headers]
@@ -133,16 +149,12 @@ class Router:
                 status, headers + [h for h in extra if h[0].lower() not in present], exc_info
             )
 
-        # As on Vercel: the files first (public/, then api/), the rewrites only after them. A
-        # rewritten request keeps the path the client asked for.
-        query = environ.get("QUERY_STRING", "")
-        found = self._find(original, query)
-        if found is None and (rewritten := self._rewrite(original, query)):
-            found = self._find(*rewritten)
+        # A rewritten request keeps the path the client asked for.
+        found = self._route(original, environ.get("QUERY_STRING", ""))
         if found is None:
             return failing(NotFound(f"No route for {original}.", code="route_not_found"))(environ, respond)
         file, query = found
-        if file.is_relative_to(self.root / "public"):
+        if file in self._public_files:
             return self._serve_file(file, respond)
         return self._load(file)({**environ, "QUERY_STRING": query}, respond)
 
@@ -153,10 +165,35 @@ class Router:
         return [body]
 
 
-def access_log(app: WSGIApp) -> WSGIApp:
-    """Print one line per request once its body is sent: method, path, status, milliseconds."""
+def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
+    """Refuse a body declared larger than `limit` before reading any of it.
 
-    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    The server hands bodies over as they arrive, so a refused upload is never
+    buffered. A body without a length (chunked) ends where the input ends, which
+    WSGI signals with `wsgi.input_terminated`; the functions read it under the same cap.
+    """
+    too_large = failing(
+        PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
+    )
+
+    def capped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        declared = environ.get("CONTENT_LENGTH", "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_large(environ, start_response)
+        environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+
+    return capped
+
+
+def access_log(app: WSGIApp) -> WSGIApp:
+    """Print one line per request once its body is sent: method, path, status, milliseconds.
+
+    The function is called at once (the server reads the status as soon as the call
+    returns); a list body is logged there, any other when the server closes it.
+    """
+
+    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         status = ["-"]
 
@@ -164,18 +201,48 @@ def access_log(app: WSGIApp) -> WSGIApp:
             status[0] = line.split(" ", 1)[0]
             return start_response(line, headers, exc_info)
 
-        body = app(environ, capture)
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+        def log() -> None:
             elapsed = (time.perf_counter() - started) * 1000
             path = environ.get("PATH_INFO", "/")
             print(f"{environ.get('REQUEST_METHOD')} {path} {status[0]} {elapsed:.1f}ms", flush=True)
 
+        body = app(environ, capture)
+        if isinstance(body, list):
+            log()
+            return body
+        return _Closing(body, log)
+
     return logged
+
+
+class _Closing:
+    """A response body that runs `then` once the server closes it (after the last chunk or a disconnect)."""
+
+    def __init__(self, body: Iterable[bytes], then: Callable[[], None]) -> None:
+        self._body = body
+        self._next = iter(body).__next__
+        self._then = then
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return self._next()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._then()
+
+
+def served() -> WSGIApp:
+    """The app each worker process serves: the router behind the body cap, with an access log."""
+    from lib.settings import settings
+
+    return access_log(body_cap(Router(), settings().max_body_bytes))
 
 
 def signin_line(host: str, port: int) -> str | None:
@@ -195,8 +262,13 @@ def signin_line(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import waitress
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
 
+    # Local whatever the shell or `vercel env pull` says: with VERCEL set, the embedded stores
+    # would be switched off and every request answered 503.
+    os.environ.pop("VERCEL", None)
     from lib.settings import SettingsError, settings
 
     try:
@@ -206,7 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve CloudGPT's functions locally.")
     parser.add_argument("--host", default=current.host)
     parser.add_argument("--port", type=int, default=current.port)
-    parser.add_argument("--threads", type=int, default=64, help="requests served at once (streams hold one)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=64, help="requests each worker serves at once (streams hold one)"
+    )
     parser.add_argument(
         "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
     )
@@ -217,18 +294,22 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("Sign-in links are only for the embedded default (no Supabase, not on Vercel).")
         print(signin)
         return
-    print(f"CloudGPT serving on http://{args.host}:{args.port}", flush=True)
+    print(f"CloudGPT serving on http://{args.host}:{args.port} ({args.workers} workers)", flush=True)
     if signin:
         print(signin, flush=True)
-    # send_bytes=1: every chunk a function yields goes out at once, so streams are not held back.
-    waitress.serve(
-        access_log(Router()),
-        host=args.host,
+    Server(
+        "lib.devserver:served",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=args.host,
         port=args.port,
-        threads=args.threads,
-        send_bytes=1,
-        ident="CloudGPT",
-    )
+        workers=args.workers,
+        blocking_threads=args.threads,
+        backpressure=args.threads,
+        # Not warning: granian warns about more threads than cores, which suits CPU-bound
+        # apps; these threads mostly wait on providers (a stream holds one for minutes).
+        log_level=LogLevels.error,
+    ).serve()
 
 
 if __name__ == "__main__":

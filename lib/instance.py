@@ -16,8 +16,11 @@ def kept(key: Hashable, open_it: Callable[[], T]) -> T:
     """The process's one `open_it()` for `key`, opened by the first request that needs it.
 
     Concurrent first requests must not open (and migrate) a store twice, so opening
-    happens under a lock.
+    happens under a lock; once open, it is found without one.
     """
+    found = _kept.get(key)
+    if found is not None:
+        return found
     with _lock:
         if key not in _kept:
             _kept[key] = open_it()

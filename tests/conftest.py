@@ -31,6 +31,12 @@ pytest_plugins = [
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "test-pollinations-key"
+# The functions behind the router alone, as Vercel runs them: without the local server's
+# start-up, which checks the settings first and ignores VERCEL.
+AS_ON_VERCEL = (
+    "-c",
+    "import waitress; from lib.devserver import Router; waitress.serve(Router(), port={port})",
+)
 
 
 def free_port() -> int:

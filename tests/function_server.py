@@ -1,7 +1,7 @@
 """Serve one function of api/ with the standard library's wsgiref, for measuring it alone.
 
 `python -m tests.function_server api/video.py --port 3001`. Unlike the local server
-(waitress keeps up to 16 MiB of a response in its own output buffer), wsgiref writes
+(granian, whose workers also hold the router and a few chunks in flight), wsgiref writes
 each chunk the function yields straight to the socket, so the process's memory is
 the function's own.
 """
@@ -15,11 +15,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -33,7 +33,7 @@ def main() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    make_server("127.0.0.1", args.port, module.app, _ThreadingServer, _QuietHandler).serve_forever()
+    make_server("127.0.0.1", args.port, module.app, ThreadingServer, QuietHandler).serve_forever()
 
 
 if __name__ == "__main__":

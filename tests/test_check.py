@@ -6,7 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from tests.conftest import ROOT, UPSTREAM_KEY, Gateway, free_port
+from tests.conftest import AS_ON_VERCEL, ROOT, UPSTREAM_KEY, Gateway, free_port
 from tests.fakes.pollinations import FakePollinations
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
@@ -70,7 +70,7 @@ def test_the_check_of_supabase_and_upstash_reports_them_and_accepts_the_key(
 def test_the_check_of_an_unconfigured_vercel_deployment_names_what_is_missing_and_fails(
     start_gateway: Callable[..., Gateway],
 ) -> None:
-    gateway = start_gateway(VERCEL="1", VERCEL_REGION="fra1")
+    gateway = start_gateway(AS_ON_VERCEL, VERCEL="1", VERCEL_REGION="fra1")
     status, lines = run_check(gateway.url)
     assert status == 1
     assert line(lines, "warn  configuration") == (

@@ -1,18 +1,24 @@
-"""The local server routes like Vercel: file paths, [param] segments, rewrites, headers, static files."""
+"""The local server routes like Vercel (file paths, [param] segments, rewrites, headers, static
+files) and stays local: bodies over the cap refused unread, VERCEL in the environment ignored."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
+from wsgiref.simple_server import make_server
 
 import httpx
 import pytest
-import waitress
 
 from lib.devserver import Router
+from lib.keys.format import new_key
+from tests.conftest import Gateway
+from tests.function_server import QuietHandler, ThreadingServer
 
 ECHO = """
 import json
@@ -42,11 +48,11 @@ def site(tmp_path: Path) -> Iterator[str]:
         ],
         "headers": [{"source": "/api/:path*", "headers": [{"key": "X-Site", "value": "test"}]}],
     }))  # fmt: skip
-    server = waitress.create_server(Router(tmp_path), host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    server = make_server("127.0.0.1", 0, Router(tmp_path), ThreadingServer, QuietHandler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
 
 def test_file_path_is_the_route(site: str) -> None:
@@ -113,3 +119,35 @@ def test_vercel_json_gives_every_function_a_time_limit() -> None:
             else 10
         )
         assert limits[0] == expected, name
+
+
+def test_a_body_declared_over_the_cap_is_a_413_before_it_is_sent(gateway: Gateway) -> None:
+    # A gigabyte is announced and 64 KiB sent: the answer can only come if nothing waits for the rest.
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1073741824\r\n\r\n" + b"x" * 65536
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started < 4
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
+
+
+def test_the_local_server_stays_local_when_vercel_is_set(start_gateway) -> None:
+    # `vercel env pull` writes VERCEL="1" into .env.local; on Vercel it switches the embedded stores off.
+    gateway = start_gateway(VERCEL="1")
+    chat = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+    response = gateway.client.post("/api/chat", json=chat)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-RateLimit-Remaining"] == "9"  # counted by the embedded store
+    # A well-formed key nobody issued is looked up in the embedded key store: a 401, not a 503.
+    unknown = {"Authorization": f"Bearer {new_key()}"}
+    assert gateway.client.post("/api/chat", json=chat, headers=unknown).status_code == 401

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lib.keys.format import key_hash, new_key
-from tests.conftest import ROOT, Gateway
+from tests.conftest import AS_ON_VERCEL, ROOT, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.key_stores import Store, store_env
 from tests.postgres import Postgres
@@ -134,7 +134,7 @@ def test_media_limits_are_per_user_across_keys(
 def test_on_vercel_without_supabase_keys_are_a_503_not_a_local_file(
     start_gateway: Callable[..., Gateway],
 ) -> None:
-    gateway = start_gateway(VERCEL="1", SUPABASE_JWT_SECRET="x" * 32)
+    gateway = start_gateway(AS_ON_VERCEL, VERCEL="1", SUPABASE_JWT_SECRET="x" * 32)
     from lib.keys.format import new_key
 
     for response in (

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from lib.counters.sqlite import SqliteCounters
+from tests.conftest import AS_ON_VERCEL
 from tests.fakes.upstash import UpstashEmulator
 from tests.upstash_fixtures import upstash_env
 
@@ -43,6 +44,14 @@ def burst(url: str, n: int, headers: dict[str, str] | None = None) -> list[tuple
 
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(one, range(n)))
+
+
+def test_limits_stay_exact_across_the_local_servers_worker_processes(start_gateway) -> None:
+    # Three worker processes, each with its own connection to the shared SQLite counters.
+    gateway = start_gateway(("-m", "lib.devserver", "--port", "{port}", "--workers", "3"))
+    inside_one_window()
+    statuses = sorted(status for status, _, _ in burst(gateway.url, 30))
+    assert statuses == [200] * 10 + [429] * 20
 
 
 def test_thirty_concurrent_anonymous_requests_admit_exactly_ten(start_gateway, backend) -> None:
@@ -170,7 +179,7 @@ def test_each_request_is_one_round_trip_to_upstash_and_its_usage_record_one_more
 
 
 def test_on_vercel_without_upstash_the_limiter_refuses_loudly(start_gateway) -> None:
-    gateway = start_gateway(VERCEL="1")
+    gateway = start_gateway(AS_ON_VERCEL, VERCEL="1")
     response = gateway.client.post("/api/chat", json=BODY)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "rate_limiter_not_configured"

@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import AS_ON_VERCEL, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.key_stores import JWT_SECRET, fresh_code, print_signin, printed_code
 
@@ -145,7 +145,9 @@ def elsewhere(
 ) -> dict[str, Gateway]:
     """Gateways on the same data directory where sign-in is not local: on Vercel, with Supabase."""
     return {
-        "vercel": start_gateway(CLOUDGPT_DATA_DIR=data_dir, VERCEL="1", SUPABASE_JWT_SECRET=JWT_SECRET),
+        "vercel": start_gateway(
+            AS_ON_VERCEL, CLOUDGPT_DATA_DIR=data_dir, VERCEL="1", SUPABASE_JWT_SECRET=JWT_SECRET
+        ),
         "supabase": start_gateway(
             CLOUDGPT_DATA_DIR=data_dir,
             SUPABASE_URL=supabase.url,
@@ -190,6 +192,6 @@ def test_an_unusable_data_directory_is_a_503_and_the_server_says_why(
 
 
 def test_make_signin_refuses_where_sign_in_is_not_local(data_dir: str) -> None:
-    done = print_signin(CLOUDGPT_DATA_DIR=data_dir, VERCEL="1")
+    done = print_signin(CLOUDGPT_DATA_DIR=data_dir, SUPABASE_URL="https://project.supabase.co")
     assert done.returncode == 1
     assert "only for the embedded default" in done.stderr and "#code=" not in done.stdout

@@ -9,7 +9,7 @@ import pytest
 from lib.public_config import origin
 from lib.settings import load, settings
 from lib.web import Request
-from tests.conftest import Gateway
+from tests.conftest import AS_ON_VERCEL, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.key_stores import JWT_SECRET
 
@@ -54,7 +54,11 @@ def test_with_supabase_the_page_gets_the_project_and_its_methods(
 
 
 def test_on_vercel_without_supabase_there_are_no_accounts(start_gateway: Callable[..., Gateway]) -> None:
-    assert config(start_gateway(VERCEL="1"))["auth"] == {"mode": "none", "supabase": None, "methods": []}
+    assert config(start_gateway(AS_ON_VERCEL, VERCEL="1"))["auth"] == {
+        "mode": "none",
+        "supabase": None,
+        "methods": [],
+    }
 
 
 @pytest.mark.parametrize(

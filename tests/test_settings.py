@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib.settings import SettingsError, load
-from tests.conftest import ROOT
+from tests.conftest import AS_ON_VERCEL, ROOT
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -73,9 +73,7 @@ def test_the_local_server_refuses_to_start_misconfigured() -> None:
 
 
 def test_a_misconfigured_function_answers_503_naming_the_variable(start_gateway) -> None:
-    # The functions served as Vercel serves them, without the local server's start-up check.
-    serve = "import waitress; from lib.devserver import Router; waitress.serve(Router(), port={port})"
-    gateway = start_gateway(("-c", serve), UPSTREAM_READ_TIMEOUT="sk-oops-a-secret")
+    gateway = start_gateway(AS_ON_VERCEL, UPSTREAM_READ_TIMEOUT="sk-oops-a-secret")
     response = gateway.client.post("/api/chat", json={"model": "openai", "messages": []})
     assert response.status_code == 503
     error = response.json()["error"]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from lib.settings import SettingsError, load
-from tests.conftest import Gateway
+from tests.conftest import AS_ON_VERCEL, Gateway
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import access_token, store_env
@@ -93,7 +93,9 @@ def test_half_an_upstash_pair_is_refused_by_the_missing_name(env: dict[str, str]
 def test_on_vercel_the_upstash_integration_variables_serve_limited_requests(
     start_gateway: Callable[..., Gateway], upstash: UpstashEmulator
 ) -> None:
-    gateway = start_gateway(VERCEL="1", KV_REST_API_URL=upstash.url + "/", KV_REST_API_TOKEN=UPSTASH_TOKEN)
+    gateway = start_gateway(
+        AS_ON_VERCEL, VERCEL="1", KV_REST_API_URL=upstash.url + "/", KV_REST_API_TOKEN=UPSTASH_TOKEN
+    )
     body = {"model": "openai", "messages": [{"role": "user", "content": "hello"}]}
     response = gateway.client.post("/api/chat", json=body)
     assert response.status_code == 200, response.text

@@ -57,5 +57,8 @@ def counters(current: Settings) -> Counters:
         )
     from lib.counters.sqlite import SqliteCounters
 
-    path = current.data_dir / "limits.sqlite3"
-    return kept(("counters", "sqlite", path), lambda: SqliteCounters(path))
+    # Keyed by the settings' own directory: a path built per request would be hashed anew each time.
+    return kept(
+        ("counters", "sqlite", current.data_dir),
+        lambda: SqliteCounters(current.data_dir / "limits.sqlite3"),
+    )
