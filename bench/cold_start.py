@@ -1,6 +1,6 @@
 """Cold start as Vercel runs it: every function built by `vercel build`, started in Vercel's runtime.
 
-The project is built with the Vercel CLI (pinned, offline, see tests/vercel_bundle.py)
+The project is built with the Vercel CLI (pinned, offline, see tests/vercel_runtime.py)
 twice: as deployed by default, and with `VERCEL_PYTHON_COMPILEALL=1`, which ships
 bytecode. Each function's bundle is laid out from its `.vc-config.json` and started
 through `vc__handler__python` with `VERCEL_IPC_PATH` set; the runtime's
@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.vercel_bundle import CACHE, VercelFunction, build, functions, lay_out  # noqa: E402
+from tests.vercel_runtime import CACHE, VercelFunction, build, functions, lay_out  # noqa: E402
 
 FLOOR = "import httpx, pydantic"
 FIRST_REQUEST = "api/chat + first request"
@@ -106,7 +106,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         print(f"round {round_ + 1} of {args.rounds} ...", flush=True)
         for (name, kind, route), (bundle, config) in cells.items():
-            function = VercelFunction(bundle, config, {"CLOUDGPT_DATA_DIR": data_dir, **NO_LIMIT})
+            function = VercelFunction.bundled(bundle, config, {"CLOUDGPT_DATA_DIR": data_dir, **NO_LIMIT})
             samples[name, kind, route].append(function.user_init_ms)
             if route == "api/chat":
                 started = time.perf_counter()

@@ -6,10 +6,15 @@ operation and status, and the count is printed at the end of the run.
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Gateway
@@ -24,6 +29,26 @@ UNLIMITED = {
     for modality in ("CHAT", "IMAGE", "VIDEO")
     for caller in ("ANONYMOUS", "AUTHENTICATED")
 } | {"RATE_LIMIT_ACCOUNT": "1000000", "RATE_LIMIT_FAILED_AUTH": "1000000"}
+
+
+def assert_first_chunk_arrives_before_the_rest(
+    client: httpx.Client, gate: threading.Event, **request: Any
+) -> None:
+    """Stream a chat whose fake provider sends `first`, then waits for `gate`: `first` must come through at once."""
+    started = time.monotonic()
+    with client.stream("POST", "/api/chat", **request) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        for line in lines:
+            if (
+                line.startswith("data: ")
+                and json.loads(line[6:])["choices"][0]["delta"].get("content") == "first"
+            ):
+                break
+        assert time.monotonic() - started < 5
+        gate.set()
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert rest[-1] == "data: [DONE]"
 
 
 def issue_key(gateway: Gateway) -> str:

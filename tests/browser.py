@@ -161,8 +161,11 @@ def pages_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
     return start_gateway(
         RATE_LIMIT_CHAT_ANONYMOUS="100000",
         RATE_LIMIT_CHAT_AUTHENTICATED="200000",  # tells a key's calls from anonymous ones
+        RATE_LIMIT_ACCOUNT="100000",
         UPSTREAM_BACKOFF="0.01",
         UPSTREAM_RETRY_AFTER_CAP="1",
+        # Every worker asks the key store: a revoked key is refused at once, whichever answers.
+        CLOUDGPT_KEY_CACHE_SECONDS="0",
     )
 
 

@@ -86,7 +86,7 @@ def vercel_chat(
         **upstash_env(upstash.url),
         **store_env("supabase", supabase),
     )
-    function = VercelFunction("api/chat.py", env)
+    function = VercelFunction.from_source("api/chat.py", env)
     yield function
     function.stop()
 

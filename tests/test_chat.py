@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from tests.api_fixtures import assert_first_chunk_arrives_before_the_rest
 from tests.conftest import UPSTREAM_KEY, Gateway
 from tests.fakes.pollinations import FakePollinations
 
@@ -115,19 +116,7 @@ def test_stream_forwards_each_chunk_before_the_upstream_finishes(
     # (or 10 s pass): the first chunk can only arrive early if nothing buffers it.
     gate = upstream.gate("incremental")
     body = {"model": "openai", "messages": [{"role": "user", "content": "gate:incremental"}], "stream": True}
-    started = time.monotonic()
-    with gateway.client.stream("POST", "/api/chat", json=body) as response:
-        lines = response.iter_lines()
-        for line in lines:
-            if (
-                line.startswith("data: ")
-                and json.loads(line[6:])["choices"][0]["delta"].get("content") == "first"
-            ):
-                break
-        assert time.monotonic() - started < 5
-        gate.set()
-        rest = [line for line in lines if line.startswith("data: ")]
-    assert rest[-1] == "data: [DONE]"
+    assert_first_chunk_arrives_before_the_rest(gateway.client, gate, json=body)
 
 
 @pytest.mark.parametrize(

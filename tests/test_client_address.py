@@ -34,7 +34,7 @@ def on_vercel(
         env = gateway_env(
             upstream, tmp_path_factory.mktemp("data"), VERCEL="1", **upstash_env(upstash.url), **overrides
         )
-        started.append(VercelFunction("api/chat.py", env))
+        started.append(VercelFunction.from_source("api/chat.py", env))
         return started[-1]
 
     yield start

@@ -1,7 +1,7 @@
 """The functions as `vercel build` bundles them, served by Vercel's own Python runtime.
 
 The closest the suite comes to a deployment: each function's bundle is laid out
-from its `.vc-config.json` (see tests/vercel_bundle.py) and started through
+from its `.vc-config.json` (see tests/vercel_runtime.py) and started through
 `vc__handler__python`, whose `vc_init` builds the WSGI environ from the request as
 the platform forwards it. Around them, what a deployment talks to: Upstash's REST
 API (emulated, on a real redis-server), Supabase (emulated, on a real PostgreSQL)
@@ -11,11 +11,9 @@ and a fake Pollinations. Requests carry the headers Vercel's proxy adds, and a
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api_fixtures import UNLIMITED
+from tests.api_fixtures import UNLIMITED, assert_first_chunk_arrives_before_the_rest
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes import files
 from tests.fakes.pollinations import FakePollinations
@@ -32,7 +30,7 @@ from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token
 from tests.postgres import Postgres
 from tests.upstash_fixtures import upstash_env
-from tests.vercel_bundle import CACHE, Unavailable, VercelFunction, build, lay_out
+from tests.vercel_runtime import CACHE, Unavailable, VercelFunction, build, lay_out
 
 ROUTES = ("api/chat", "api/image", "api/keys/index", "api/keys/[id]")
 
@@ -51,6 +49,7 @@ def platform_env(
     upstream: FakePollinations, upstash_emulator: UpstashEmulator, supabase: FakeSupabase
 ) -> dict[str, str]:
     """The project's environment variables on Vercel, pointed at the fakes."""
+    upstash_emulator.reset()  # no delay or odd answer left by an earlier test
     return {
         "VERCEL": "1",  # as on the platform: Upstash and Supabase are required, client IPs come from headers
         "POLLINATIONS_BASE_URL": upstream.url,
@@ -68,7 +67,9 @@ def functions(output: Path, platform_env: dict[str, str]) -> Iterator[dict[str, 
     """A client per function, each function running in its own `vc_init` process."""
     CACHE.mkdir(exist_ok=True)
     bundles = Path(tempfile.mkdtemp(prefix="bundles-", dir=CACHE))  # beside the build: hard links work
-    running = {route: VercelFunction(*_bundle(output, route, bundles), platform_env) for route in ROUTES}
+    running = {
+        route: VercelFunction.bundled(*_bundle(output, route, bundles), platform_env) for route in ROUTES
+    }
     clients = {route: httpx.Client(base_url=function.url, timeout=30) for route, function in running.items()}
     yield clients
     for route, function in running.items():
@@ -118,22 +119,9 @@ def test_chat_stream_arrives_as_it_is_produced(
         "messages": [{"role": "user", "content": "gate:vercel-runtime"}],
         "stream": True,
     }
-    started = time.monotonic()
-    with functions["api/chat"].stream(
-        "POST", "/api/chat", json=body, headers=vercel_headers(a_client_ip())
-    ) as response:
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        lines = response.iter_lines()
-        for line in lines:
-            if (
-                line.startswith("data: ")
-                and json.loads(line[6:])["choices"][0]["delta"].get("content") == "first"
-            ):
-                break
-        assert time.monotonic() - started < 5
-        gate.set()
-        rest = [line for line in lines if line.startswith("data: ")]
-    assert rest[-1] == "data: [DONE]"
+    assert_first_chunk_arrives_before_the_rest(
+        functions["api/chat"], gate, json=body, headers=vercel_headers(a_client_ip())
+    )
 
 
 def test_image_answers_the_providers_bytes(functions: dict[str, httpx.Client]) -> None:
@@ -196,7 +184,7 @@ def test_vc_init_reports_the_functions_import_time(output: Path) -> None:
     # The benchmark reads `userInitDuration` from the runtime's `server-started` message.
     bundle = Path(tempfile.mkdtemp(prefix="bundle-", dir=CACHE))
     try:
-        function = VercelFunction(bundle, lay_out(output, "api/models/index", bundle), {})
+        function = VercelFunction.bundled(bundle, lay_out(output, "api/models/index", bundle), {})
         try:
             assert function.server_started["httpPort"] > 0
             assert 0 <= function.user_init_ms <= function.server_started["initDuration"]
@@ -211,7 +199,7 @@ def test_concurrent_first_requests_each_get_their_answer(output: Path, platform_
     # vc_init serves requests in threads: on a fresh instance, several first requests
     # race to import the request models and the adapter and to build the validator.
     bundle = Path(tempfile.mkdtemp(prefix="bundle-", dir=CACHE))
-    function = VercelFunction(bundle, lay_out(output, "api/chat", bundle), platform_env)
+    function = VercelFunction.bundled(bundle, lay_out(output, "api/chat", bundle), platform_env)
 
     def ask(n: int) -> str:
         body = {"model": "openai", "messages": [{"role": "user", "content": f"first {n}"}]}
