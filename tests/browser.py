@@ -45,7 +45,6 @@ FLAGS = (
     "--disable-features=Translate,OptimizationHints,MediaRouter",
 )
 DESKTOP = (1280, 900)
-USAGE_API = ROOT / "api" / "usage.py"  # until it exists the dashboard meets a 404 there
 
 
 def _install_chromium() -> None:
@@ -150,7 +149,7 @@ def chromium() -> Iterator[Browser]:
 def browser(chromium: Browser) -> Iterator[Browser]:
     """The shared browser; the test fails if its pages logged a console error it did not allow."""
     chromium.console()  # what earlier tests logged is theirs
-    chromium.allowed = [] if USAGE_API.exists() else ["/api/usage?days=30 - Failed to load resource"]
+    chromium.allowed = []
     yield chromium
     assert chromium.errors() == [], "the page logged console errors"
 

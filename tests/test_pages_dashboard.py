@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
-import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import USAGE_API, Browser, signin_link
+from tests.browser import Browser, signin_link
 from tests.conftest import ROOT, Gateway
 
 XSS = "<img src=x onerror=\"document.title='owned'\">"
@@ -153,17 +153,35 @@ def test_dashboard_is_usable_at_375_px(browser: Browser, pages_gateway: Gateway)
     assert row.find_element("css selector", "button.danger").is_displayed()
 
 
+def requests_recorded(browser: Browser, gateway: Gateway, count: int) -> None:
+    """Wait until GET /api/usage counts `count` requests: records are written just after each answer."""
+    token = browser.driver.execute_script(
+        "return JSON.parse(sessionStorage.getItem('cloudgpt.local-session')).token"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        usage = httpx.get(f"{gateway.url}/api/usage", headers={"Authorization": f"Bearer {token}"}).json()
+        if usage["totals"]["requests"] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"usage did not reach {count} requests: {usage['totals']}")
+
+
 def test_dashboard_screenshot(browser: Browser, start_gateway: Callable[..., Gateway]) -> None:
-    gateway = start_gateway()  # a fresh operator, whose only keys are these
+    gateway = start_gateway()  # a fresh operator, whose only keys and usage are these
     sign_in(browser, gateway)
-    create_key(browser, "Staging")
+    staging = create_key(browser, "Staging")
+    for _ in range(4):
+        assert chat_with(gateway, staging).status_code == 200
+    requests_recorded(browser, gateway, 4)
+    browser.driver.refresh()  # the usage panel is read when the page loads
+    browser.visible("#usage-table")
     key = create_key(browser, "Production app")
     browser.text_of("#snippet", key[:9])
-    browser.text_of("#usage-status", "30 days" if USAGE_API.exists() else "not available")
+    browser.text_of("#usage-status", "(UTC)")
     browser.screenshot(ROOT / "docs" / "img" / "dashboard.png")
 
 
-@pytest.mark.skipif(not USAGE_API.exists(), reason="GET /api/usage is not on this branch yet")
 def test_usage_chart_and_table_show_the_keys_requests(
     browser: Browser, start_gateway: Callable[..., Gateway]
 ) -> None:
@@ -172,6 +190,7 @@ def test_usage_chart_and_table_show_the_keys_requests(
     key = create_key(browser, "charted")
     for _ in range(3):
         assert chat_with(gateway, key).status_code == 200
+    requests_recorded(browser, gateway, 3)
     browser.driver.refresh()
     browser.visible("#usage-table")
     row = browser.wait(
