@@ -34,9 +34,12 @@ def chat(client: httpx.Client, key: str, address: str | None = None) -> httpx.Re
 
 
 def own_gateway(store: Store, start_gateway: Callable[..., Gateway], **overrides: str) -> Gateway:
-    """A gateway on `store` with its own counters (the store's shared gateway keeps its budgets)."""
+    """A gateway on `store` with its own counters (the store's shared gateway keeps its budgets).
+
+    One worker: each worker process is an instance, with its own memory of verified keys.
+    """
     env = {k: v for k, v in store.env.items() if k != "CLOUDGPT_DATA_DIR"}
-    return start_gateway(**(env | overrides))
+    return start_gateway(("-m", "lib.devserver", "--port", "{port}", "--workers", "1"), **(env | overrides))
 
 
 def test_a_flood_of_forged_keys_is_cut_off_before_the_store_and_real_keys_keep_working(
