@@ -177,11 +177,18 @@ def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
     )
 
     def capped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def closing(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # A 413 leaves the rest of the body unread: the connection cannot carry another
+            # request, and the client must know it before it tries one on it.
+            if status.startswith("413"):
+                headers = [*headers, ("Connection", "close")]
+            return start_response(status, headers, exc_info)
+
         declared = environ.get("CONTENT_LENGTH", "")
         if declared.isdigit() and int(declared) > limit:
-            return too_large(environ, start_response)
+            return too_large(environ, closing)
         environ["wsgi.input_terminated"] = True
-        return app(environ, start_response)
+        return app(environ, closing)
 
     return capped
 

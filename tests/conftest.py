@@ -35,7 +35,9 @@ UPSTREAM_KEY = "test-pollinations-key"
 # start-up, which checks the settings first and ignores VERCEL.
 AS_ON_VERCEL = (
     "-c",
-    "import waitress; from lib.devserver import Router; waitress.serve(Router(), port={port})",
+    "from wsgiref.simple_server import make_server; from lib.devserver import Router; "
+    "from tests.function_server import QuietHandler, ThreadingServer; "
+    "make_server('127.0.0.1', {port}, Router(), ThreadingServer, QuietHandler).serve_forever()",
 )
 
 

@@ -141,6 +141,22 @@ def test_a_body_declared_over_the_cap_is_a_413_before_it_is_sent(gateway: Gatewa
     assert json.loads(body)["error"]["code"] == "payload_too_large"
 
 
+def test_a_413_closes_its_connection_so_the_client_never_reuses_it(gateway: Gateway) -> None:
+    # The refused body is left unread, so the connection can carry no further request:
+    # the answer says so, and a keep-alive client opens a new one for its next request.
+    def too_much() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        for _ in range(10):
+            refused = client.post(
+                "/api/chat", content=too_much(), headers={"Content-Type": "application/json"}
+            )
+            assert refused.status_code == 413 and refused.headers["Connection"] == "close"
+            assert client.get("/api/models/chat").status_code == 200
+
+
 def test_the_local_server_stays_local_when_vercel_is_set(start_gateway) -> None:
     # `vercel env pull` writes VERCEL="1" into .env.local; on Vercel it switches the embedded stores off.
     gateway = start_gateway(VERCEL="1")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from wsgiref.simple_server import make_server
 
 import httpx
 import pytest
-import waitress
 
 from lib.errors import UpstreamTimeout
 from lib.web import Request, Response, endpoint, event_stream
+from tests.function_server import QuietHandler, ThreadingServer
 
 
 def broken(request: Request) -> Response:
@@ -45,10 +46,13 @@ def site() -> Iterator[str]:
     def app(environ, start_response):
         return ROUTES[environ["PATH_INFO"]](environ, start_response)
 
-    server = waitress.create_server(app, host="127.0.0.1", port=0)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    # The standard library's threaded server polls rather than select()s, so it works
+    # whatever file descriptor numbers the test process has reached.
+    server = make_server("127.0.0.1", 0, app, ThreadingServer, QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
 
 def test_a_bug_is_a_500_in_the_envelope_without_details(site: str) -> None:

@@ -115,8 +115,8 @@ class Meter:
     def sent(self, response: Response, failed: bool) -> None:
         """Record the answer without making the caller wait for the store's round trip.
 
-        Servers end a body only once close() has returned (waitress writes its last
-        bytes then), so locally the write runs in a thread of its own. On Vercel it
+        Servers end a body only once close() has returned (a chunked body's last
+        bytes go out then), so locally the write runs in a thread of its own. On Vercel it
         happens in close() itself: an instance may be suspended as soon as the
         invocation ends, and a record must not be lost with it. There a sized body's
         last byte has already left, and a stream's last event (`data: [DONE]`) too:
