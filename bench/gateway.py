@@ -55,9 +55,9 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def sample(call: Callable[[], object], n: int) -> list[float]:
-    """Latencies in ms of `n` calls, after a warm-up."""
-    for _ in range(min(n, 200)):
+def sample(call: Callable[[], object], n: int, warm_up: int = 200) -> list[float]:
+    """Latencies in ms of `n` calls, after up to `warm_up` calls not counted."""
+    for _ in range(min(n, warm_up)):
         call()
     samples = []
     for _ in range(n):

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from gateway import BODY, ROOT, first_event, p50_p99, post, serve_upstream, wrk
+from gateway import BODY, ROOT, first_event, p50_p99, post, sample, serve_upstream, wrk
 
 from tests.conftest import Gateway, free_port
 
@@ -163,13 +163,7 @@ def portkey(upstream: str) -> Iterator[Target]:
 
 
 def timed(client: httpx.Client, n: int) -> list[float]:
-    call = post(client, PATH)
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+    return sample(post(client, PATH), n, warm_up=0)  # the rounds interleave: each is warm already
 
 
 def measure(targets: list[Target], rounds: int, n: int) -> None:
