@@ -163,7 +163,7 @@ def test_upstash_keys_are_namespaced_and_expire_by_themselves(
         assert 60 <= redis.call("TTL", keys[0]) <= 120  # outlives its window, then goes
 
 
-def test_each_request_is_one_round_trip_to_upstash_and_its_usage_record_one_more(
+def test_each_request_is_one_round_trip_to_upstash_and_the_usage_records_at_most_one_more(
     start_gateway, upstash: UpstashEmulator
 ) -> None:
     gateway = start_gateway(**upstash_env(upstash.url), RATE_LIMIT_CHAT_ANONYMOUS="100000")
@@ -171,11 +171,15 @@ def test_each_request_is_one_round_trip_to_upstash_and_its_usage_record_one_more
     before = upstash.requests
     for _ in range(20):
         assert gateway.client.post("/api/chat", json=BODY).status_code == 200
-    deadline = time.monotonic() + 10  # the records are written after the answers
-    while upstash.requests < before + 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # and no more come
-    assert upstash.requests - before == 40
+    with upstash.connection() as redis:
+        (counter,) = redis.call("KEYS", "cgpt:rl:chat:*")
+        assert int(redis.call("GET", counter)) == 20  # one INCR, so one round trip, per request
+    seen, deadline = -1, time.monotonic() + 10  # the records are written after the answers
+    while seen != upstash.requests and time.monotonic() < deadline:
+        seen = upstash.requests
+        time.sleep(0.3)
+    # The records go out after the answers, several together when they wait for the writer.
+    assert 20 + 1 <= upstash.requests - before <= 20 + 20
 
 
 def test_on_vercel_without_upstash_the_limiter_refuses_loudly(start_gateway) -> None:

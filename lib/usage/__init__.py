@@ -2,9 +2,10 @@
 
 A route starts a `Meter` once the request passed its rate limit; from then on every
 answer is recorded, success or error, once it has been sent (the server closed its
-body): locally by a thread of its own, on Vercel before the invocation ends, so the
-first and last bytes never wait for the store. A store failure is logged and never changes an answer. Anonymous traffic is
-added up under `anonymous`, with no key, IP or other identifier.
+body): locally by the process's writer thread, in batches; on Vercel before the
+invocation ends. The first and last bytes never wait for the store. A store
+failure is logged and never changes an answer. Anonymous traffic is added up
+under `anonymous`, with no key, IP or other identifier.
 
 The records live in Upstash Redis when it is configured (`upstash.py`), else in
 SQLite under CLOUDGPT_DATA_DIR (`sqlite.py`); a backend is imported only when chosen.
@@ -13,6 +14,7 @@ SQLite under CLOUDGPT_DATA_DIR (`sqlite.py`); a backend is imported only when ch
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ METRICS = ("requests", "errors", "promptTokens", "completionTokens", "images", "
 ANONYMOUS = "anonymous"
 KEEP_DAYS = 100  # at least 90 (the longest `days` a caller can ask for), with a margin
 DAY_SECONDS = 86_400
+_BATCH = 500  # records written together at most, so one write stays well within a store's timeout
 log = logging.getLogger("cloudgpt")
 
 
@@ -56,8 +59,8 @@ class Entry:
 
 
 class UsageStore(Protocol):
-    def add(self, entry: Entry) -> None:
-        """Add the entry's counts to its row, atomically; raises UsageUnavailable."""
+    def add(self, entries: list[Entry]) -> None:
+        """Add each entry's counts to its row, atomically, in one write; raises UsageUnavailable."""
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         """The user's rows from `first_day` to `last_day` (Unix days, inclusive)."""
@@ -116,7 +119,8 @@ class Meter:
         """Record the answer without making the caller wait for the store's round trip.
 
         Servers end a body only once close() has returned (a chunked body's last
-        bytes go out then), so locally the write runs in a thread of its own. On Vercel it
+        bytes go out then), so locally the record goes to the process's writer
+        thread, which writes whatever is waiting in one round trip. On Vercel it
         happens in close() itself: an instance may be suspended as soon as the
         invocation ends, and a record must not be lost with it. There a sized body's
         last byte has already left, and a stream's last event (`data: [DONE]`) too:
@@ -135,9 +139,9 @@ class Meter:
         )
         entry = Entry(today(), user, key_id, self.model, self.modality, counts)
         if settings().on_vercel:
-            _record(entry)
+            _record([entry])
         else:
-            threading.Thread(target=_record, args=(entry,), name="usage-record").start()
+            _writer().put(entry)
 
 
 def meter(request: Request, caller: Caller, modality: str) -> Meter:
@@ -147,11 +151,42 @@ def meter(request: Request, caller: Caller, modality: str) -> Meter:
     return started
 
 
-def _record(entry: Entry) -> None:
+def _record(entries: list[Entry]) -> None:
     try:
-        store(settings()).add(entry)
+        store(settings()).add(entries)
     except Exception as error:  # a lost record must never reach the caller's answer
-        log.warning("usage not recorded for a %s request: %r", entry.modality, error.__cause__ or error)
+        what = f"a {entries[0].modality} request" if len(entries) == 1 else f"{len(entries)} requests"
+        log.warning("usage not recorded for %s: %r", what, error.__cause__ or error)
+
+
+_queue: queue.SimpleQueue[Entry] | None = None
+_queue_lock = threading.Lock()
+
+
+def _writer() -> queue.SimpleQueue[Entry]:
+    """The local server's one writer per process, started by the first record.
+
+    One thread for the process's life rather than one per request: it takes every
+    record waiting and writes them in one round trip, so a busy server pays one
+    write per batch, not a thread and a write per request.
+    """
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            _queue = queue.SimpleQueue()
+            threading.Thread(target=_write_forever, args=(_queue,), name="usage-writer", daemon=True).start()
+        return _queue
+
+
+def _write_forever(waiting: queue.SimpleQueue[Entry]) -> None:
+    while True:
+        batch = [waiting.get()]
+        while len(batch) < _BATCH:
+            try:
+                batch.append(waiting.get_nowait())
+            except queue.Empty:
+                break
+        _record(batch)
 
 
 def report(user: str, days: int, key_id: str | None = None) -> dict[str, object]:

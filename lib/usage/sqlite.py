@@ -1,7 +1,7 @@
 """Usage rows in one SQLite file: the embedded store, shared by every thread and process.
 
-A request adds to its row with one upsert, atomic across processes, so concurrent
-requests are never lost; rows older than KEEP_DAYS are swept once a day per process.
+Records add to their rows with upserts in one transaction, atomic across
+processes, so concurrent requests are never lost; rows older than KEEP_DAYS are swept once a day per process.
 """
 
 from __future__ import annotations
@@ -45,16 +45,32 @@ class SqliteUsage:
         self._lock = threading.Lock()
         self._swept_day = 0
 
-    def add(self, entry: Entry) -> None:
-        counts = [entry.counts.get(name, 0) for name in METRICS]
+    def add(self, entries: list[Entry]) -> None:
+        """Add each entry to its row, all in one transaction."""
+        rows = [
+            (
+                entry.user,
+                entry.day,
+                entry.key_id,
+                entry.model,
+                entry.modality,
+                *(entry.counts.get(n, 0) for n in METRICS),
+            )
+            for entry in entries
+        ]
+        day = max(entry.day for entry in entries)
         try:
             with self._lock:
-                self._db.execute(
-                    self._ADD, (entry.user, entry.day, entry.key_id, entry.model, entry.modality, *counts)
-                )
-                if entry.day != self._swept_day:  # once a day and process: drop what is past keeping
-                    self._swept_day = entry.day
-                    self._db.execute("DELETE FROM usage WHERE day < ?", (entry.day - KEEP_DAYS,))
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(self._ADD, rows)
+                    if day != self._swept_day:  # once a day and process: drop what is past keeping
+                        self._swept_day = day
+                        self._db.execute("DELETE FROM usage WHERE day < ?", (day - KEEP_DAYS,))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
         except sqlite3.Error as error:
             raise UsageUnavailable() from error
 

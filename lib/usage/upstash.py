@@ -1,9 +1,10 @@
 """Usage records in Upstash Redis over its REST API: the same store as the rate-limit counters.
 
 A user's day is one hash, `cgpt:usage:<user>:<Unix day>`, whose fields are
-`<key id>|<model>|<modality>|<metric>`. A request is one HTTP round trip: a
-transaction (`/multi-exec`) of one `HINCRBY` per count it adds, then `EXPIRE ... NX`,
-which gives the hash KEEP_DAYS from its first write. Redis adds atomically, so
+`<key id>|<model>|<modality>|<metric>`. A write is one HTTP round trip, for one
+request's record or several waiting ones: a transaction (`/multi-exec`) of one
+`HINCRBY` per count, then `EXPIRE ... NX` per hash, which gives the hash
+KEEP_DAYS from its first write. Redis adds atomically, so
 concurrent instances never lose a count. Reading N days is one `/pipeline` of N
 `HGETALL`s.
 """
@@ -27,18 +28,23 @@ class UpstashUsage:
         except Exception as error:
             raise UsageUnavailable() from error
 
-    def add(self, entry: Entry) -> None:
-        key = _key(entry.user, entry.day)
-        prefix = f"{entry.key_id}|{entry.model}|{entry.modality}|"
+    def add(self, entries: list[Entry]) -> None:
+        """Add the entries' counts in one round trip: one transaction for all of them."""
         transaction = self._redis.multi()
-        for name in METRICS:
-            if entry.counts.get(name):
-                transaction.hincrby(key, prefix + name, entry.counts[name])
-        transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
+        keys = []
+        for entry in entries:
+            key = _key(entry.user, entry.day)
+            prefix = f"{entry.key_id}|{entry.model}|{entry.modality}|"
+            for name in METRICS:
+                if entry.counts.get(name):
+                    transaction.hincrby(key, prefix + name, entry.counts[name])
+            keys.append(key)
+        for key in dict.fromkeys(keys):
+            transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
         try:
             transaction.exec()
         # Whatever went wrong underneath (timeout, refusal, error reply, an error page)
-        # means the same here: the record is lost, and said so in the log.
+        # means the same here: the records are lost, and said so in the log.
         except Exception as error:
             raise UsageUnavailable() from error
 
