@@ -6,7 +6,7 @@ delayed by `--upstash-rtt` ms to stand for the network to a real Upstash):
 
 - `off`:      nothing recorded (the meter's report does nothing);
 - `recorded`: as shipped: the server closes the body after its last chunk, and the
-              record is written by a thread started then;
+              record goes to the process's writer thread, which writes what waits;
 - `inline`:   the same write done on the request's own thread inside close(), which
               is what the caller would wait for if it were not moved off.
 
@@ -44,17 +44,17 @@ TOKEN = "bench-token"
 
 # The local server, with the meter's report switched by BENCH_USAGE_MODE.
 SERVER = """
-import os, runpy, sys, threading, types
+import os, runpy, sys
 import lib.usage as usage
 
 mode = os.environ["BENCH_USAGE_MODE"]
 if mode == "off":
     usage.Meter.sent = lambda self, response, failed: None
 elif mode == "inline":
-    class Inline(threading.Thread):
-        def start(self):
-            self.run()
-    usage.threading = types.SimpleNamespace(Thread=Inline)
+    class Inline:
+        def put(self, entry):
+            usage._record([entry])
+    usage._writer = Inline
 sys.argv = ["lib.devserver", *sys.argv[1:]]
 runpy.run_module("lib.devserver", run_name="__main__")
 """
