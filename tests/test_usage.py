@@ -1,6 +1,6 @@
 """Usage records and GET /api/usage, on both backends (SQLite, and Upstash through its emulator).
 
-Records are written after the answer was sent, by a thread of their own, so the
+Records are written after the answer was sent, by the server process's writer thread, so the
 tests read them back with `eventually`.
 """
 
