@@ -47,6 +47,7 @@ class UpstashEmulator(LoopbackFake):
         self.redis = redis
         self.token = token
         self.requests = 0
+        self.bodies: list[bytes] = []  # every request's body, in the order they came
         self.delay = 0.0
         self.failure: tuple[int, bytes, str] | None = None
         self._idle: list[RespConnection] = []
@@ -58,6 +59,10 @@ class UpstashEmulator(LoopbackFake):
         super().stop()
         for connection in self._idle:
             connection.close()
+
+    def counts(self) -> int:
+        """How many requests counted a rate-limit window (an `INCR`), of all the requests so far."""
+        return sum(b'["INCR"' in body for body in self.bodies)
 
     @contextmanager
     def answer_with(self, status: int, body: bytes, content_type: str = "application/json") -> Iterator[None]:
@@ -71,6 +76,7 @@ class UpstashEmulator(LoopbackFake):
     def reset(self) -> None:
         """Forget every key, the request count and any delay, for a test that starts afresh."""
         self.requests = 0
+        self.bodies = []
         self.delay = 0.0
         with self.connection() as redis:
             redis.call("FLUSHALL")
@@ -181,9 +187,10 @@ class _Handler(FakeHandler):
 
     def _serve(self) -> None:
         emulator = self.server.emulator
+        body = self.read_body()
         with emulator._lock:
             emulator.requests += 1
-        body = self.read_body()
+            emulator.bodies.append(body)
         time.sleep(emulator.delay)
         if emulator.failure is not None:
             status, raw, content_type = emulator.failure
