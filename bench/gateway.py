@@ -196,6 +196,22 @@ def serve_upstream(ready: multiprocessing.Queue, stop: multiprocessing.Event) ->
     fake.stop()
 
 
+def start_upstream() -> tuple[str, Callable[[], None]]:
+    """A zero-delay fake Pollinations in its own process: its URL, and how to stop it.
+
+    Its own process, so it and the clients never wait on each other's GIL.
+    """
+    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
+    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
+    upstream.start()
+
+    def stop_upstream() -> None:
+        stop.set()
+        upstream.join(10)
+
+    return ready.get(timeout=20), stop_upstream
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per sequential run")
@@ -203,11 +219,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="per concurrent run")
     args = parser.parse_args()
 
-    # The fake runs in its own process, so it and the clients never wait on each other's GIL.
-    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
-    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
-    upstream.start()
-    upstream_url = ready.get(timeout=20)
+    upstream_url, stop_upstream = start_upstream()
     direct_path = "/v1/chat/completions"
     with tempfile.TemporaryDirectory() as data_dir:
         env = {
@@ -243,8 +255,7 @@ def main() -> None:
                 print("wrk is not installed: concurrent run skipped (apt-get install wrk)")
         finally:
             gateway.stop()
-            stop.set()
-            upstream.join(5)
+            stop_upstream()
     for cached in (False, True):
         imports = cold_import_ms(15, cached)
         print(

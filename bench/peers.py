@@ -19,7 +19,6 @@ For each:
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import secrets
 import shutil
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from gateway import BODY, ROOT, first_event, p50_p99, post, sample, serve_upstream, wrk
+from gateway import BODY, ROOT, first_event, p50_p99, post, sample, start_upstream, wrk
 
 from tests.conftest import Gateway, free_port
 
@@ -229,10 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     workers = os.cpu_count() or 1
 
-    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
-    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
-    upstream.start()
-    upstream_url = ready.get(timeout=20)
+    upstream_url, stop_upstream = start_upstream()
     try:
         with tempfile.TemporaryDirectory() as data_dir, ExitStack() as stack:
             env = {
@@ -261,8 +257,7 @@ def main() -> None:
                 print("wrk is not installed: concurrent runs skipped (apt-get install wrk)")
             report(targets, rps, args.connections)
     finally:
-        stop.set()
-        upstream.join(5)
+        stop_upstream()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Starts a zero-delay fake Pollinations (in its own process) and the local server,
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 
 import httpx
 import openai
-from gateway import ROOT, p50_p99, post, sample, serve_upstream
+from gateway import ROOT, p50_p99, post, sample, start_upstream
 
 from tests.api_fixtures import issue_key
 from tests.conftest import Gateway
@@ -58,10 +57,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="per sequential run")
     args = parser.parse_args()
     n = args.requests
-    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
-    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
-    upstream.start()
-    upstream_url = ready.get(timeout=20)
+    upstream_url, stop_upstream = start_upstream()
     with tempfile.TemporaryDirectory() as data_dir:
         unlimited = {
             f"RATE_LIMIT_{m}_{c}": "1000000000"
@@ -117,8 +113,7 @@ def main() -> None:
                 row("GET /api/openapi.json, warm", sample(lambda: client.get("/api/openapi.json"), n))
         finally:
             gateway.stop()
-            stop.set()
-            upstream.join(5)
+            stop_upstream()
     firsts = first_document_ms(15)
     print(
         f"cold import of api/openapi.py and first document build: median {statistics.median(firsts):.1f} ms, "

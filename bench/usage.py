@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import BODY, p50_p99, sample, serve_upstream  # noqa: E402
+from bench.gateway import BODY, p50_p99, sample, start_upstream  # noqa: E402
 from tests.conftest import Gateway, free_port  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
 from tests.fakes.upstash import UpstashEmulator  # noqa: E402
@@ -86,10 +86,7 @@ def main() -> None:
     parser.add_argument("--upstash-rtt", type=float, default=20.0, help="ms added to each Upstash answer")
     args = parser.parse_args()
 
-    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
-    upstream = multiprocessing.Process(target=serve_upstream, args=(ready, stop), daemon=True)
-    upstream.start()
-    upstream_url = ready.get(timeout=20)
+    upstream_url, stop_upstream = start_upstream()
     upstash_end, child_end = multiprocessing.Pipe()
     upstash = multiprocessing.Process(
         target=serve_upstash, args=(child_end, args.upstash_rtt / 1000), daemon=True
@@ -135,8 +132,7 @@ def main() -> None:
     finally:
         upstash_end.send("stop")
         upstash.join(10)
-        stop.set()
-        upstream.join(10)
+        stop_upstream()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,18 @@ def signed_in_as(browser: Browser, email: str) -> None:
     browser.text_of("#who", email)
 
 
+def signed_up_then_out(browser: Browser, gateway: Gateway) -> str:
+    """A new account's email, signed up on the dashboard and signed out again."""
+    email = new_email()
+    open_dashboard(browser, gateway)
+    fill(browser, email, PASSWORD)
+    browser.find("#sign-up").click()
+    signed_in_as(browser, email)
+    browser.find("#sign-out").click()
+    browser.visible("#password-form")
+    return email
+
+
 def test_sign_up_create_a_key_sign_out_and_in_again(browser: Browser, supabase_gateway: Gateway) -> None:
     email = new_email()
     open_dashboard(browser, supabase_gateway)
@@ -94,14 +106,7 @@ def test_sign_up_with_email_confirmation_waits_for_the_mailed_link(
 
 
 def test_magic_link_signs_in(browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase) -> None:
-    email = new_email()
-    open_dashboard(browser, supabase_gateway)
-    fill(browser, email, PASSWORD)
-    browser.find("#sign-up").click()
-    signed_in_as(browser, email)
-    browser.find("#sign-out").click()
-    browser.visible("#password-form")
-
+    email = signed_up_then_out(browser, supabase_gateway)
     fill(browser, email)
     browser.find("#magic-link").click()
     browser.text_of("#status", f"we sent a sign-in link to {email}")
@@ -114,14 +119,7 @@ def test_magic_link_signs_in(browser: Browser, supabase_gateway: Gateway, supaba
 def test_password_reset_sets_a_new_password(
     browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase
 ) -> None:
-    email = new_email()
-    open_dashboard(browser, supabase_gateway)
-    fill(browser, email, PASSWORD)
-    browser.find("#sign-up").click()
-    signed_in_as(browser, email)
-    browser.find("#sign-out").click()
-    browser.visible("#password-form")
-
+    email = signed_up_then_out(browser, supabase_gateway)
     fill(browser, email)
     browser.find("#reset").click()
     browser.text_of("#status", "a password reset link is on its way")
