@@ -3,9 +3,9 @@
 A link in a provider's answer is the provider's choice, not ours: fetched blindly it
 could make the gateway read its own loopback services, a cloud metadata endpoint
 (169.254.169.254) or a private network, and pass the answer on. The host's every
-address must be global (not loopback, private, link-local, shared or reserved).
-The name is resolved here and again by the HTTP client when it connects, so a
-name that changes its answer in between (DNS rebinding) is not caught.
+address must be global (not loopback, private, link-local, shared or reserved), and
+the fetch connects to those very addresses: a name that changes its answer between
+the check and the connection (DNS rebinding) gains nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import socket
 from urllib.parse import urlsplit
 
 from lib.errors import UpstreamError
+from lib.transport import Address
 
 
-def on_own_host(provider: str, url: str, base: str) -> bool:
-    """Whether `url` is on the provider's own host (`base`: same scheme and host), where its credential may go.
+def public_addresses(provider: str, url: str, base: str) -> list[Address] | None:
+    """None for a link on the provider's own host (`base`: same scheme and host), where its
+    credential may go; for any other, the public addresses to fetch it from.
 
     Any other link must be https to a host with only public addresses, else a 502
     `upstream_link_refused`.
@@ -26,7 +28,7 @@ def on_own_host(provider: str, url: str, base: str) -> bool:
     try:
         parts = urlsplit(url)
         if parts[:2] == urlsplit(base)[:2]:
-            return True
+            return None
         port, host = parts.port or 443, parts.hostname
     except ValueError:  # brackets that hold no address, a port that is not a number
         raise _refused(provider, "it is not a valid link") from None
@@ -42,7 +44,7 @@ def on_own_host(provider: str, url: str, base: str) -> bool:
             ip = ip.ipv4_mapped
         if not ip.is_global:
             raise _refused(provider, "its host is not a public address")
-    return False
+    return [(family, address) for family, *_, address in found]
 
 
 def _refused(provider: str, reason: str) -> UpstreamError:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-import httpx
-
+from lib import transport
 from lib.errors import UpstreamError
 from lib.upstream import Deadline, chunks, open_response
 from lib.web import Response, dumps, media_stream
@@ -35,9 +34,15 @@ def fetch(
     api_key: str | None,
     deadline: Deadline,
     first_byte: float | None = None,
+    addresses: Sequence[transport.Address] | None = None,
 ) -> Response:
-    """GET `url` and stream it on, once it is checked to be of `kind` ("image" or "video")."""
-    response = open_response(provider, "GET", url, api_key=api_key, deadline=deadline, first_byte=first_byte)
+    """GET `url` and stream it on, once it is checked to be of `kind` ("image" or "video").
+
+    `addresses`, for a link to another host, are the checked ones to connect to (lib.links).
+    """
+    response = open_response(
+        provider, "GET", url, api_key=api_key, deadline=deadline, first_byte=first_byte, addresses=addresses
+    )
     content_type = response.headers.get("Content-Type", "")
     if not content_type.lower().startswith(f"{kind}/"):
         response.close()
@@ -45,13 +50,13 @@ def fetch(
             f"{provider} answered with {content_type or 'no content type'} instead of an {kind}.",
             code="upstream_malformed",
         )
-    # A compressed body's length is not the length of the bytes the caller gets.
-    length = response.headers.get("Content-Length")
-    sized = length is not None and length.isdigit() and "Content-Encoding" not in response.headers
+    # Bodies come without content coding (lib.transport): the length is the caller's too.
+    length = response.headers.get("Content-Length", "")
+    sized = length.isdigit() and length.isascii()
     return media_stream(_chunks(provider, response, deadline), content_type, int(length) if sized else None)
 
 
-def _chunks(provider: str, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
+def _chunks(provider: str, response: transport.Response, deadline: Deadline) -> Iterator[bytes]:
     try:
         yield from (chunk for chunk in chunks(provider, response, deadline) if chunk)
     finally:

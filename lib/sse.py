@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
-
+from lib import transport
 from lib.errors import UpstreamError
 from lib.settings import settings
 from lib.upstream import Deadline, chunks, parse_json
@@ -25,7 +24,12 @@ KEEPALIVE = b": keep-alive\n\n"
 
 
 def relay(
-    provider: str, response: httpx.Response, deadline: Deadline, used: dict[str, int], *, forward_usage: bool
+    provider: str,
+    response: transport.Response,
+    deadline: Deadline,
+    used: dict[str, int],
+    *,
+    forward_usage: bool,
 ) -> Iterator[bytes]:
     """Our SSE events for the provider's open streaming response; closes it, also when the caller leaves.
 

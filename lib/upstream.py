@@ -15,16 +15,14 @@ from __future__ import annotations
 import json
 import math
 import random
-import select
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import httpx
-
+from lib import transport
 from lib.errors import (
     BadRequest,
     GatewayError,
@@ -59,30 +57,21 @@ class Deadline:
 
 @contextmanager
 def _transport_errors(timed_out: str, broken: str, code: str) -> Iterator[None]:
-    """Turn the HTTP client's network failures inside the block into gateway errors."""
+    """Turn the connection's failures inside the block into gateway errors."""
     try:
         yield
-    except httpx.TimeoutException:
+    except transport.ReadTimeout:
         raise UpstreamTimeout(timed_out) from None
-    except httpx.TransportError:
+    except transport.ProtocolError:
+        raise UpstreamError(broken, code="upstream_malformed") from None
+    except transport.TransportError:
         raise UpstreamError(broken, code=code) from None
 
 
 @cache
-def client() -> httpx.Client:
-    """The process's connection pool, kept by warm instances between requests."""
-    current = settings()
-    return httpx.Client(
-        timeout=httpx.Timeout(
-            connect=current.upstream_connect_timeout,
-            read=current.upstream_first_byte_timeout,
-            write=30.0,
-            pool=10.0,
-        ),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        headers={"User-Agent": "CloudGPT"},
-        follow_redirects=False,
-    )
+def pool() -> transport.Pool:
+    """The process's keep-alive connections, kept by warm instances between requests."""
+    return transport.Pool(user_agent="CloudGPT")
 
 
 def open_response(
@@ -95,7 +84,8 @@ def open_response(
     deadline: Deadline | None = None,
     retries: int | None = None,
     first_byte: float | None = None,
-) -> httpx.Response:
+    addresses: Sequence[transport.Address] | None = None,
+) -> transport.Response:
     """Send a request, retrying transient failures, and return the open response once it is a success.
 
     The caller reads the body (`chunks()` bounds each read in time) and must close
@@ -103,7 +93,8 @@ def open_response(
     retries carries the last attempt's mapping. `retries` (default
     `UPSTREAM_RETRIES`) is 0 for a request that must not be sent twice; `first_byte`
     (default `UPSTREAM_FIRST_BYTE_TIMEOUT`) is longer for a provider known to answer
-    only once its work is done.
+    only once its work is done; `addresses` pins the connection to addresses checked
+    beforehand (see lib.links).
     """
     current = settings()
     deadline = deadline or Deadline.start()
@@ -111,19 +102,21 @@ def open_response(
     headers = {"Accept": "application/json, text/event-stream, */*"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    body = None
+    if json_body is not None:
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     for attempt in range(retries + 1):
         left = deadline.left()
         if left <= 0:
             raise UpstreamTimeout(f"{provider} was not tried: the gateway's time limit has passed.")
-        timeout = httpx.Timeout(
-            connect=min(current.upstream_connect_timeout, left),
-            read=min(first_byte or current.upstream_first_byte_timeout, left),
-            write=min(30.0, left),
-            pool=min(10.0, left),
-        )
-        request = client().build_request(method, url, json=json_body, headers=headers, timeout=timeout)
         try:
-            return _send(provider, request, api_key)
+            return _checked(
+                provider,
+                _send(provider, method, url, headers, body, left, first_byte, addresses),
+                api_key,
+                deadline,
+            )
         except _Retryable as failure:
             pause = failure.pause if failure.pause is not None else _backoff(attempt)
             if attempt == retries or pause >= deadline.left():
@@ -140,22 +133,52 @@ class _Retryable(Exception):
         self.pause = pause
 
 
-def _send(provider: str, request: httpx.Request, api_key: str | None) -> httpx.Response:
+def _send(
+    provider: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    left: float,
+    first_byte: float | None,
+    addresses: Sequence[transport.Address] | None,
+) -> transport.Response:
+    """One attempt, up to the answer's headers; the connection's failures mapped, retryable or not."""
+    current = settings()
     try:
-        response = client().send(request, stream=True)
-    except httpx.TimeoutException as error:
-        if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
-            raise _Retryable(UpstreamTimeout(f"{provider} could not be reached in time.")) from None
+        return pool().request(
+            method,
+            url,
+            headers=headers,
+            body=body,
+            connect_timeout=min(current.upstream_connect_timeout, left),
+            write_timeout=min(30.0, left),
+            first_byte_timeout=min(first_byte or current.upstream_first_byte_timeout, left),
+            addresses=addresses,
+        )
+    except transport.ConnectTimeout:
+        raise _Retryable(UpstreamTimeout(f"{provider} could not be reached in time.")) from None
+    except transport.ReadTimeout:
         # A provider that accepted the request but stays silent is slow, not gone: no retry.
         raise UpstreamTimeout(f"{provider} did not answer in time.") from None
-    except httpx.TransportError:
+    except transport.ProtocolError:
+        raise UpstreamError(
+            f"{provider} answered in a form CloudGPT cannot read.", code="upstream_malformed"
+        ) from None
+    except transport.TransportError:
         raise _Retryable(
             UpstreamError(f"{provider} could not be reached.", code="upstream_unreachable")
         ) from None
+
+
+def _checked(
+    provider: str, response: transport.Response, api_key: str | None, deadline: Deadline
+) -> transport.Response:
+    """The response if it is a success; else it is closed and its failure raised, retryable or not."""
     if response.status_code < 400:
         return response
     try:
-        failure = _failure(provider, response, _read_error_body(response), api_key)
+        failure = _failure(provider, response, _read_error_body(response, deadline), api_key)
     finally:
         response.close()
     if response.status_code not in _RETRIED_STATUSES:
@@ -177,7 +200,7 @@ def _backoff(attempt: int) -> float:
 
 def chunks(
     provider: str,
-    response: httpx.Response,
+    response: transport.Response,
     deadline: Deadline,
     *,
     keepalive: float | None = None,
@@ -191,13 +214,6 @@ def chunks(
     The response is not closed here.
     """
     current = settings()
-    ready = _readiness(response)
-    # A read the wait above cannot foresee (a chunk's framing still to come) blocks in
-    # httpx; its read timeout, taken when the body is first read, bounds that too.
-    timeouts = response.request.extensions.get("timeout")
-    if ready is not None and isinstance(timeouts, dict):
-        timeouts["read"] = min(current.upstream_read_timeout, deadline.left())
-    body = response.iter_bytes()
     first = True
     last = time.monotonic()
     with _transport_errors(
@@ -207,17 +223,18 @@ def chunks(
             limit = current.upstream_first_byte_timeout if first else current.upstream_read_timeout
             silent_until = last + limit
             until = min(silent_until, deadline.at)
-            while ready is not None:
+            while True:
                 now = time.monotonic()
                 if now >= until:
                     raise _timeout(provider, first, past_deadline=until < silent_until)
                 tick = keepalive if first and keepalive else float("inf")
-                if ready(min(until - now, tick)):
+                try:
+                    chunk = response.read(min(until - now, tick))
                     break
-                if first and keepalive and time.monotonic() < until:
-                    yield None
-            chunk = next(body, None)
-            if chunk is None:
+                except transport.ReadTimeout:
+                    if tick < until - now:
+                        yield None  # a wait for the first byte has lasted another `keepalive` seconds
+            if not chunk:
                 return
             first = False
             last = time.monotonic()
@@ -232,50 +249,7 @@ def _timeout(provider: str, first: bool, *, past_deadline: bool) -> UpstreamTime
     return UpstreamTimeout(f"{provider} went silent mid-answer.")
 
 
-def _readiness(response: httpx.Response) -> Callable[[float], bool] | None:
-    """A wait for the response's next bytes that can give up and be resumed, or None.
-
-    httpx's own read timeout ends the response, so a resumable wait selects on the
-    socket, after checking the bytes the HTTP/1.1 parser (h11) and TLS already hold
-    and whether a body of known length is already complete.
-    Where that state cannot be seen (another transport), reads simply block, still
-    bounded by the client's read timeout.
-    """
-    network = response.extensions.get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    parser = _h11_state(response)
-    if sock is None or parser is None:
-        return None
-    tls_pending = getattr(sock, "pending", None)
-    length = response.headers.get("Content-Length", "")
-    complete_at = int(length) if length.isdigit() else None
-    poller = select.poll()  # unlike select(), not limited to descriptors below 1024
-    poller.register(sock, select.POLLIN | select.POLLPRI)
-
-    def ready(timeout: float) -> bool:
-        buffered, closed = parser.trailing_data
-        if buffered or closed or (tls_pending is not None and tls_pending()):
-            return True
-        if complete_at is not None and response.num_bytes_downloaded >= complete_at:
-            return True  # only the end of the message is left, and it needs no more bytes
-        return bool(poller.poll(max(timeout, 0.0) * 1000))
-
-    return ready
-
-
-def _h11_state(response: httpx.Response) -> Any:
-    """The h11 connection under httpx's stream wrappers (httpx 0.28, httpcore 1.x), or None."""
-    node: Any = response.stream
-    for _ in range(8):
-        state = getattr(node, "_h11_state", None)
-        if state is not None:
-            return state if hasattr(state, "trailing_data") else None
-        inner = ("_stream", "_httpcore_stream", "_connection")
-        node = next((getattr(node, name) for name in inner if hasattr(node, name)), None)
-    return None
-
-
-def read_body(provider: str, response: httpx.Response, deadline: Deadline) -> bytes:
+def read_body(provider: str, response: transport.Response, deadline: Deadline) -> bytes:
     """The whole body of a JSON answer, bounded in time and size; closes the response.
 
     A JSON answer may carry an image as base64, hence the generous `_ANSWER_LIMIT`;
@@ -292,14 +266,14 @@ def read_body(provider: str, response: httpx.Response, deadline: Deadline) -> by
     return bytes(body)
 
 
-def _read_error_body(response: httpx.Response) -> bytes:
+def _read_error_body(response: transport.Response, deadline: Deadline) -> bytes:
+    """Up to `_ERROR_BODY_LIMIT` bytes of an error answer, for its message; whatever came in time."""
     body = b""
+    until = min(time.monotonic() + settings().upstream_read_timeout, deadline.at)
     try:
-        for chunk in response.iter_bytes():
+        while len(body) < _ERROR_BODY_LIMIT and (chunk := response.read(until - time.monotonic())):
             body += chunk
-            if len(body) >= _ERROR_BODY_LIMIT:
-                break
-    except httpx.HTTPError:
+    except transport.TransportError:
         pass
     return body[:_ERROR_BODY_LIMIT]
 
@@ -325,7 +299,7 @@ def _upstream_message(body: bytes, api_key: str | None) -> str:
     return text[:_MESSAGE_LIMIT] or "no details given"
 
 
-def _failure(provider: str, response: httpx.Response, body: bytes, api_key: str | None) -> GatewayError:
+def _failure(provider: str, response: transport.Response, body: bytes, api_key: str | None) -> GatewayError:
     """The error the caller sees for a provider's error status."""
     status = response.status_code
     if status in (400, 413, 422):
@@ -352,7 +326,7 @@ def _failure(provider: str, response: httpx.Response, body: bytes, api_key: str 
     return UpstreamError(f"{provider} failed with HTTP {status}.", code="upstream_error")
 
 
-def _retry_after(response: httpx.Response) -> int:
+def _retry_after(response: transport.Response) -> int:
     """The provider's Retry-After in whole seconds: at least 1 (when missing, a date or NaN), at most a day."""
     try:
         seconds = float(response.headers.get("Retry-After", "1"))

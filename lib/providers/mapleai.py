@@ -69,8 +69,15 @@ def image(model: Model, body: ImageRequest, deadline: Deadline) -> Response:
         url = item["url"]
         # CloudGPT's key goes to MapleAI only, never to the host a link points at; a link
         # elsewhere must be https to a public address (never loopback, private, link-local).
-        own = links.on_own_host(NAME, url, base)
-        return media.fetch(NAME, url, "image", api_key=key if own else None, deadline=deadline)
+        addresses = links.public_addresses(NAME, url, base)  # None: MapleAI's own host
+        return media.fetch(
+            NAME,
+            url,
+            "image",
+            api_key=key if addresses is None else None,
+            deadline=deadline,
+            addresses=addresses,
+        )
     raise UpstreamError(f"{NAME} answered without an image.", code="upstream_malformed")
 
 

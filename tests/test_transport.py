@@ -1,0 +1,196 @@
+"""The provider transport on real sockets: framing read exactly, connections kept or dropped rightly,
+and every malformed or cut answer refused as a gateway error, never a hang or a 500."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from lib import transport
+from lib.errors import UpstreamError
+from lib.upstream import Deadline, open_response, read_body
+from tests.fakes.scripted import Reply, ScriptedServer
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n"
+)
+
+
+def request(pool: transport.Pool, url: str, **options: object) -> transport.Response:
+    timeouts = {"connect_timeout": 2.0, "write_timeout": 2.0, "first_byte_timeout": 2.0}
+    return pool.request(
+        "POST", url, headers={"Content-Type": "application/json"}, body=b"{}", **timeouts | options
+    )
+
+
+def read_all(response: transport.Response) -> bytes:
+    body = b""
+    while chunk := response.read(2.0):
+        body += chunk
+    response.close()
+    return body
+
+
+def fetched(reply: Reply) -> bytes:
+    """The body read through lib.upstream (which maps every failure) from a server sending `reply`."""
+    with ScriptedServer(lambda n: reply) as server:
+        response = open_response("provider", "GET", server.url, api_key=None, retries=0)
+        return read_body("provider", response, Deadline.start(5))
+
+
+def test_a_chunked_answer_split_at_every_byte_is_read_whole_and_its_connection_reused() -> None:
+    byte_by_byte: Reply = [CHUNKED[:60], *(CHUNKED[i : i + 1] for i in range(60, len(CHUNKED)))]
+    with ScriptedServer(lambda n: byte_by_byte) as server:
+        pool = transport.Pool("test")
+        assert read_all(request(pool, server.url)) == b"hello world"
+        assert read_all(request(pool, server.url)) == b"hello world"
+        assert server.connections == 1
+
+
+def test_a_connection_the_provider_closed_while_idle_is_not_reused() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        pool = transport.Pool("test")
+        assert read_all(request(pool, server.url)) == b'{"ok":true}'
+        server.close_idle_connections()
+        time.sleep(0.05)
+        assert read_all(request(pool, server.url)) == b'{"ok":true}'
+        assert server.connections == 2
+
+
+def test_a_connection_closed_by_the_answer_is_not_reused() -> None:
+    closing = OK.replace(b"Content-Length", b"Connection: close\r\nContent-Length")
+    with ScriptedServer(lambda n: [closing], close_after_reply=True) as server:
+        pool = transport.Pool("test")
+        for _ in range(2):
+            assert read_all(request(pool, server.url)) == b'{"ok":true}'
+        assert server.connections == 2
+
+
+def test_a_body_without_a_length_ends_where_the_connection_does() -> None:
+    reply: Reply = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nfirst ", 0.05, b"second"]
+    with ScriptedServer(lambda n: reply, close_after_reply=True) as server:
+        assert read_all(request(transport.Pool("test"), server.url)) == b"first second"
+
+
+def test_an_interim_answer_is_skipped_for_the_real_one() -> None:
+    early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    with ScriptedServer(lambda n: [early_hints, OK]) as server:
+        response = request(transport.Pool("test"), server.url)
+        assert response.status_code == 200
+        assert response.headers.get("content-type") == "application/json"
+        assert read_all(response) == b'{"ok":true}'
+
+
+def test_a_read_that_times_out_can_be_taken_up_again() -> None:
+    reply: Reply = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfir", 0.4, b"st\r\n0\r\n\r\n"]
+    with ScriptedServer(lambda n: reply) as server:
+        response = request(transport.Pool("test"), server.url)
+        body = response.read(2.0)
+        with pytest.raises(transport.ReadTimeout):
+            response.read(0.05)
+        assert body + read_all(response) == b"first"
+
+
+def test_the_request_goes_out_as_one_http11_message() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        response = transport.Pool("CloudGPT").request(
+            "POST", f"{server.url}/v1/chat?x=1", headers={"Authorization": "Bearer k"}, body=b'{"a":1}',
+            connect_timeout=2, write_timeout=2, first_byte_timeout=2,
+        )  # fmt: skip
+        read_all(response)
+        head, _, body = server.requests[0].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "POST /v1/chat?x=1 HTTP/1.1"
+        assert f"Host: 127.0.0.1:{server.port}" in lines
+        assert {"User-Agent: CloudGPT", "Authorization: Bearer k", "Content-Length: 7"} <= set(lines)
+        assert "Accept-Encoding: identity" in lines and body == b'{"a":1}'
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nX-Injected: 1", "a\rb", "a\0b"])
+def test_a_header_value_that_would_start_another_field_is_refused_before_sending(value: str) -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        with pytest.raises(ValueError, match="line break or NUL"):
+            transport.Pool("test").request(
+                "GET", server.url, headers={"Authorization": value},
+                connect_timeout=2, write_timeout=2, first_byte_timeout=2,
+            )  # fmt: skip
+        time.sleep(0.05)
+        assert server.connections == 0
+
+
+def test_pinned_addresses_are_connected_to_without_resolving_the_name() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        # .invalid never resolves (RFC 6761): only the pinned address can have been used.
+        response = transport.Pool("test").request(
+            "GET", f"http://media.example.invalid:{server.port}/file.png", headers={},
+            connect_timeout=2, write_timeout=2, first_byte_timeout=2,
+            addresses=[(socket.AF_INET, ("127.0.0.1", server.port))],
+        )  # fmt: skip
+        assert read_all(response) == b'{"ok":true}'
+        assert f"Host: media.example.invalid:{server.port}".encode() in server.requests[0]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param([b"SSH-2.0-OpenSSH_9.6\r\n\r\n"], id="not-http"),
+        pytest.param([b"HTTP/1.1 2xx OK\r\nContent-Length: 0\r\n\r\n"], id="status-not-a-number"),
+        pytest.param([b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"], id="field-without-colon"),
+        pytest.param([b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok"], id="two-lengths"),
+        pytest.param([b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"], id="negative-length"),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok"], id="gzip"
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], id="chunk-size-not-hex"
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n"],
+            id="chunk-size-0x",
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n"],
+            id="chunk-longer-than-its-size",
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 8192], id="endless-size-line"
+        ),
+        pytest.param([b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"], id="headers-past-64k"),
+    ],
+)
+def test_an_answer_that_is_not_well_formed_http_is_a_malformed_upstream_error(reply: Reply) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as refused:
+        fetched(reply)
+    assert refused.value.code == "upstream_malformed"
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"], id="short-by-length"),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nonly this"], id="short-chunked"
+        ),
+    ],
+)
+def test_an_answer_cut_off_mid_body_is_an_upstream_error_at_once(reply: Reply) -> None:
+    with ScriptedServer(lambda n: reply, close_after_reply=True) as server:
+        started = time.monotonic()
+        response = open_response("provider", "GET", server.url, api_key=None, retries=0)
+        with pytest.raises(UpstreamError) as cut:
+            read_body("provider", response, Deadline.start(5))
+    assert cut.value.code == "upstream_stream_cut"
+    assert time.monotonic() - started < 3
+
+
+def test_a_connection_dropped_before_any_answer_is_unreachable_not_malformed() -> None:
+    with ScriptedServer(lambda n: [], close_after_reply=True) as server:
+        with pytest.raises(UpstreamError) as dropped:
+            open_response("provider", "GET", server.url, api_key=None, retries=0)
+        assert dropped.value.code == "upstream_unreachable"
