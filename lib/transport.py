@@ -32,6 +32,7 @@ Address = tuple[int, tuple]  # a socket family and an address of that family, as
 _HEAD_LIMIT = 64 * 1024  # the status line and headers together
 _LINE_LIMIT = 4 * 1024  # a chunk-size line
 _RECEIVE = 64 * 1024
+_DRAIN_LIMIT = 64 * 1024  # body bytes read on close to keep a connection
 _IDLE_LIMIT = 32  # idle connections kept per origin
 _IDLE_SECONDS = 30.0  # an idle connection older than this may have been dropped without a word
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -204,10 +205,36 @@ class Response:
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        if self._keep_alive and not self._done:
+            self._finish(connection)
         if self._done and self._keep_alive and not connection.buffer:
             self._pool.release(connection)
         else:
             connection.close()
+
+    def _finish(self, connection: _Connection) -> None:
+        """Read the rest of the body if it is already here, without waiting.
+
+        A stream's reader stops at its last event (`data: [DONE]`), before the
+        chunked body's closing framing; taking that too keeps the connection for
+        the next call. A body with more than a little left is not worth reading.
+        """
+        left = _DRAIN_LIMIT
+        try:
+            for _ in range(2):  # what is buffered, then what one read that does not wait brings
+                while not self._done and (data := self._take(connection.buffer)):
+                    left -= len(data)
+                    if left < 0:
+                        return
+                if self._done:
+                    return
+                connection.sock.settimeout(0.0)
+                data = connection.sock.recv(_RECEIVE)
+                if not data:
+                    return
+                connection.buffer += data
+        except (OSError, ProtocolError):  # nothing more is here yet, or it is not HTTP
+            return
 
 
 class Pool:

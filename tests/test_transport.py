@@ -51,6 +51,29 @@ def test_a_chunked_answer_split_at_every_byte_is_read_whole_and_its_connection_r
         assert server.connections == 1
 
 
+def test_a_stream_closed_after_its_last_event_keeps_its_connection() -> None:
+    stream = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\ne\r\ndata: [DONE]\n\n\r\n"
+    with ScriptedServer(lambda n: [stream, 0.01, b"0\r\n\r\n"]) as server:
+        pool = transport.Pool("test")
+        for _ in range(2):
+            response = request(pool, server.url)
+            assert response.read(2.0) == b"data: [DONE]\n\n"  # a reader stops here, framing unread
+            time.sleep(0.05)
+            response.close()
+        assert server.connections == 1
+
+
+def test_a_response_closed_with_its_body_still_coming_closes_its_connection() -> None:
+    slow: Reply = [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst", 0.3, b"later"]
+    with ScriptedServer(lambda n: slow) as server:
+        pool = transport.Pool("test")
+        for _ in range(2):
+            response = request(pool, server.url)
+            assert response.read(2.0) == b"first"
+            response.close()
+        assert server.connections == 2
+
+
 def test_a_connection_the_provider_closed_while_idle_is_not_reused() -> None:
     with ScriptedServer(lambda n: [OK]) as server:
         pool = transport.Pool("test")

@@ -7,6 +7,7 @@ read right, or refuse cleanly; this server sends it byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -41,6 +42,9 @@ class ScriptedServer:
         """Hang up every connection, as a server whose keep-alive time has run out does."""
         with self._lock:
             for sock in self._open:
+                # shutdown() first: a close() alone leaves a socket another thread reads from open.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             self._open.clear()
 
