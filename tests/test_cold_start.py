@@ -20,6 +20,7 @@ DEFERRED = (
     "lib.providers.pollinations",
     "lib.providers.mapleai",
     "lib.media",
+    "httpx",
 )
 
 
@@ -40,7 +41,7 @@ def loaded_after(code: str, tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "module", ["api.chat", "api.image", "api.video", "api.keys.index", "api.models.index", "api.models.chat"]
 )
-def test_a_cold_import_loads_no_request_model_and_no_provider(module: str, tmp_path: Path) -> None:
+def test_a_cold_import_loads_no_request_model_no_provider_and_no_http_library(module: str, tmp_path: Path) -> None:
     assert loaded_after(f"import importlib; importlib.import_module({module!r})", tmp_path) == []
 
 
@@ -60,3 +61,4 @@ assert statuses[0].startswith("502"), statuses
     loaded = loaded_after(code, tmp_path)
     assert {"pydantic.main", "lib.schemas", "lib.providers.pollinations"} <= set(loaded)
     assert "lib.providers.mapleai" not in loaded
+    assert "httpx" not in loaded  # provider calls go through lib/transport.py
