@@ -86,6 +86,7 @@ class Router:
         self._lock = threading.Lock()
         # The same paths come again and again: each is matched against the patterns once.
         self._route = lru_cache(maxsize=4096)(self._resolve)
+        self._headers_for = lru_cache(maxsize=4096)(self._match_headers)
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
 
@@ -139,9 +140,13 @@ class Router:
             found = self._find(*rewritten)
         return found
 
+    def _match_headers(self, path: str) -> tuple[tuple[str, str], ...]:
+        """vercel.json's headers for `path`, every matching rule's in order."""
+        return tuple(h for pattern, headers in self.headers if pattern.match(path) for h in headers)
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         original = environ.get("PATH_INFO", "/")
-        extra = [h for pattern, headers in self.headers if pattern.match(original) for h in headers]
+        extra = self._headers_for(original)
 
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             present = {k.lower() for k, _ in headers}
@@ -156,7 +161,8 @@ class Router:
         file, query = found
         if file in self._public_files:
             return self._serve_file(file, respond)
-        return self._load(file)({**environ, "QUERY_STRING": query}, respond)
+        environ["QUERY_STRING"] = query  # the server's environ is this request's own
+        return self._load(file)(environ, respond)
 
     def _serve_file(self, file: Path, respond: Callable[..., Any]) -> Iterable[bytes]:
         body = file.read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lib import keys
 from lib.errors import AuthenticationError, PermissionDenied
@@ -60,6 +61,8 @@ def client_ip(request: Request) -> str:
     return address.strip()
 
 
+# The same addresses call again and again, and parsing one costs more than the rest of identify().
+@lru_cache(maxsize=4096)
 def address_bucket(address: str) -> str:
     """Whose budget an address counts against: IPv4 per address, IPv6 per /64 prefix.
 

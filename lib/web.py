@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +35,7 @@ class Request:
         self.environ = environ
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = environ.get("PATH_INFO", "/")
-        self.id = "req_" + secrets.token_hex(12)
+        self.id = "req_" + os.urandom(12).hex()  # what secrets.token_hex(12) is, without its layers
         # Headers every response to this request carries (rate-limit state, provider).
         self.response_headers: dict[str, str] = {}
         # Called once the answer was sent or abandoned (the server closed its body), with
@@ -62,8 +63,7 @@ class Request:
 
     def body(self, limit: int) -> bytes:
         """The raw body, refused with 413 past `limit` bytes without reading the rest."""
-        too_large = PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
-        declared = self.header("Content-Length")
+        declared = self.environ.get("CONTENT_LENGTH")
         stream = self.environ.get("wsgi.input")
         if stream is None:
             return b""
@@ -73,7 +73,7 @@ class Request:
             except ValueError:
                 raise BadRequest("Content-Length is not a number.", code="invalid_header") from None
             if length > limit:
-                raise too_large
+                raise _too_large(limit)
             return _read_exactly(stream, length)
         if not self.environ.get("wsgi.input_terminated"):
             return b""  # no length and no chunked framing: WSGI says there is no body
@@ -81,9 +81,13 @@ class Request:
         while chunk := stream.read(_READ_CHUNK):
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             parts.append(chunk)
         return b"".join(parts)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
 
 
 def _read_exactly(stream: Any, length: int) -> bytes:
@@ -292,6 +296,7 @@ def _preflight(request: Request, allowed: str) -> Response:
     )
 
 
+@cache  # a handful of statuses, each looked up once
 def _status_line(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"

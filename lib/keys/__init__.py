@@ -48,14 +48,14 @@ def verify(
     `before_store` runs before the store is asked (it may refuse the request), and
     `refused` after the store said the key does not exist.
     """
-    if not well_formed(key):
-        raise AuthenticationError("Invalid API key: it is not a CloudGPT key (cgpt_...).")
     hash = key_hash(key)
     now = time.monotonic()
     current = settings()
     hit = _verified.get(hash)
     if hit is not None and now - hit[1] < current.key_cache_seconds:
-        return hit[0]
+        return hit[0]  # only a well-formed key is ever verified: its shape need not be checked again
+    if not well_formed(key):
+        raise AuthenticationError("Invalid API key: it is not a CloudGPT key (cgpt_...).")
     if _refused.get(hash, 0) > now:
         raise _unknown()
     store = key_store()

@@ -13,6 +13,7 @@ pays only for the providers its requests use.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,7 @@ def _answer(modality: str, model: Model, body: object) -> Response:
     failures: list[GatewayError] = []
     for candidate in with_fallbacks(model):
         try:
-            response = _handler(modality, candidate)(candidate, body, deadline)
+            response = _handler(modality, candidate.provider)(candidate, body, deadline)
         except GatewayError as error:
             error.headers.setdefault("X-CloudGPT-Provider", candidate.provider)
             if error.status not in _FALLS_BACK:
@@ -63,12 +64,13 @@ def _answer(modality: str, model: Model, body: object) -> Response:
     raise failures[0]  # the model asked for is the one whose failure the caller hears of
 
 
-def _handler(modality: str, model: Model) -> Callable[[Model, Any, Deadline], Response]:
-    adapter = ADAPTERS.get(model.provider)
+@cache  # looked up once per process: a request finds its adapter's function without an import
+def _handler(modality: str, provider: str) -> Callable[[Model, Any, Deadline], Response]:
+    adapter = ADAPTERS.get(provider)
     handler = getattr(import_module(adapter), modality, None) if adapter else None
     if handler is None:
         raise ServiceUnavailable(
-            f"Provider {model.provider} is not available on this gateway.",
+            f"Provider {provider} is not available on this gateway.",
             code="provider_unavailable",
         )
     return handler
