@@ -9,7 +9,10 @@ import time
 import pytest
 
 from lib import transport
+from lib.catalog import resolve
 from lib.errors import UpstreamError
+from lib.providers.openai_compatible import chat_completion
+from lib.schemas import ChatRequest
 from lib.upstream import Deadline, open_response, read_body
 from tests.fakes.scripted import Reply, ScriptedServer
 
@@ -217,3 +220,23 @@ def test_a_connection_dropped_before_any_answer_is_unreachable_not_malformed() -
         with pytest.raises(UpstreamError) as dropped:
             open_response("provider", "GET", server.url, api_key=None, retries=0)
         assert dropped.value.code == "upstream_unreachable"
+
+
+@pytest.mark.parametrize(
+    ("answer", "passed_on"),
+    [
+        (b'{"choices": [],  "usage": null}', b'{"choices": [],  "usage": null}'),  # the provider's bytes
+        (b'\xef\xbb\xbf{"choices": []}', b'{"choices":[]}'),  # JSON with a byte-order mark: encoded again
+        (b'  \n{"choices": []}', b'{"choices":[]}'),
+    ],
+)
+def test_a_chat_completion_is_passed_on_as_sent_only_when_it_is_plain_utf8_json(
+    answer: bytes, passed_on: bytes
+) -> None:
+    sized = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(answer)
+    body = ChatRequest.model_validate({"model": "openai", "messages": [{"role": "user", "content": "hi"}]})
+    with ScriptedServer(lambda n: [sized + answer]) as server:
+        response = chat_completion(
+            "fake", server.url, None, resolve("chat", "openai"), body, Deadline.start(5)
+        )
+    assert b"".join(response.body) == passed_on

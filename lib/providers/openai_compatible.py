@@ -8,7 +8,7 @@ from lib.schemas import ChatRequest
 from lib.sse import relay
 from lib.upstream import Deadline, open_response, parse_json, read_body
 from lib.usage import tokens
-from lib.web import Response, event_stream
+from lib.web import Response, event_stream, json_response
 
 
 def chat_completion(
@@ -40,7 +40,9 @@ def chat_completion(
         raise UpstreamError(
             f"{provider} answered with something that is not a chat completion.", code="upstream_malformed"
         )
-    # Checked, then passed on byte for byte: encoding again what was just parsed only costs time.
-    answer = Response([raw], 200, {"Content-Type": "application/json", "Content-Length": str(len(raw))})
+    if raw.startswith(b"{"):  # UTF-8 (JSON in another encoding starts otherwise): passed on byte for byte
+        answer = Response([raw], 200, {"Content-Type": "application/json", "Content-Length": str(len(raw))})
+    else:
+        answer = json_response(completion)
     answer.used = tokens(completion.get("usage"))
     return answer
