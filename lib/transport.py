@@ -240,8 +240,9 @@ class Response:
 class Pool:
     """Keep-alive connections per origin (scheme, host, port), shared by a process's threads."""
 
-    def __init__(self, user_agent: str) -> None:
+    def __init__(self, user_agent: str, tls: ssl.SSLContext | None = None) -> None:
         self._user_agent = user_agent
+        self._tls = tls  # None: certificates verified against certifi's roots
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._lock = threading.Lock()
 
@@ -278,7 +279,7 @@ class Pool:
         if "\0" in head or head.count("\n") != len(fields) or head.count("\r") != len(fields):
             raise ValueError("a request line or header field carries a line break or NUL")
         message = (head + "\r\n\r\n").encode("latin-1") + (body or b"")
-        connection = self._idle_connection(origin) or _connect(origin, connect_timeout, addresses)
+        connection = self._idle_connection(origin) or _connect(origin, connect_timeout, addresses, self._tls)
         try:
             try:
                 connection.sock.settimeout(write_timeout)
@@ -375,7 +376,10 @@ def _head(connection: _Connection, until: float) -> tuple[int, list[tuple[str, s
 
 
 def _connect(
-    origin: tuple[str, str, int], timeout: float, addresses: Sequence[Address] | None
+    origin: tuple[str, str, int],
+    timeout: float,
+    addresses: Sequence[Address] | None,
+    tls: ssl.SSLContext | None,
 ) -> _Connection:
     scheme, host, port = origin
     until = time.monotonic() + timeout
@@ -387,7 +391,7 @@ def _connect(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             sock.settimeout(max(until - time.monotonic(), 0.001))
-            sock = _tls().wrap_socket(sock, server_hostname=host)
+            sock = (tls or _tls()).wrap_socket(sock, server_hostname=host)
     except TimeoutError:
         raise ConnectTimeout(f"no connection to {host} within {timeout:g} seconds") from None
     except OSError as error:  # refused, unreachable, a name that does not resolve, a certificate refused

@@ -41,7 +41,9 @@ def loaded_after(code: str, tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "module", ["api.chat", "api.image", "api.video", "api.keys.index", "api.models.index", "api.models.chat"]
 )
-def test_a_cold_import_loads_no_request_model_no_provider_and_no_http_library(module: str, tmp_path: Path) -> None:
+def test_a_cold_import_loads_no_request_model_no_provider_and_no_http_library(
+    module: str, tmp_path: Path
+) -> None:
     assert loaded_after(f"import importlib; importlib.import_module({module!r})", tmp_path) == []
 
 

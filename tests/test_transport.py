@@ -3,10 +3,19 @@ and every malformed or cut answer refused as a gateway error, never a hang or a 
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
+import ssl
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from lib import transport
 from lib.catalog import resolve
@@ -240,3 +249,64 @@ def test_a_chat_completion_is_passed_on_as_sent_only_when_it_is_plain_utf8_json(
             "fake", server.url, None, resolve("chat", "openai"), body, Deadline.start(5)
         )
     assert b"".join(response.body) == passed_on
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CloudGPT test provider")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def tls_server(certificate: tuple[Path, Path], replies: Callable[[int], Reply]) -> ScriptedServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return ScriptedServer(replies, tls=context)
+
+
+def test_over_tls_a_read_that_times_out_is_taken_up_again_and_the_connection_kept(
+    certificate: tuple[Path, Path],
+) -> None:
+    reply: Reply = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfir", 0.3, b"st\r\n0\r\n\r\n"]
+    with tls_server(certificate, lambda n: reply) as server:
+        pool = transport.Pool("test", tls=ssl.create_default_context(cafile=certificate[0]))
+        for _ in range(2):
+            response = request(pool, server.url)
+            body = response.read(2.0)
+            with pytest.raises(transport.ReadTimeout):
+                response.read(0.05)
+            assert body + read_all(response) == b"first"
+        assert server.connections == 1
+
+
+def test_a_provider_whose_certificate_does_not_verify_is_never_sent_the_request(
+    certificate: tuple[Path, Path],
+) -> None:
+    with tls_server(certificate, lambda n: [OK]) as server:
+        with pytest.raises(UpstreamError) as refused:
+            open_response("provider", "POST", server.url, api_key="secret", json_body={}, retries=0)
+        assert refused.value.code == "upstream_unreachable"
+        assert server.requests == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,9 +21,16 @@ Reply = list[bytes | float]  # bytes to send, or seconds to wait before the next
 class ScriptedServer:
     """Answers requests in order with `replies(n)` for the n-th request (from 0); records what came."""
 
-    def __init__(self, replies: Callable[[int], Reply], *, close_after_reply: bool = False) -> None:
+    def __init__(
+        self,
+        replies: Callable[[int], Reply],
+        *,
+        close_after_reply: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.replies = replies
         self.close_after_reply = close_after_reply
+        self.tls = tls  # a server context: connections are TLS, each handshake in its own thread
         self.requests: list[bytes] = []  # each request's head and body
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -36,7 +44,7 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def close_idle_connections(self) -> None:
         """Hang up every connection, as a server whose keep-alive time has run out does."""
@@ -70,6 +78,10 @@ class ScriptedServer:
     def _serve(self, sock: socket.socket) -> None:
         pending = b""
         try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+                with self._lock:
+                    self._open.append(sock)
             while True:
                 while b"\r\n\r\n" not in pending:
                     data = sock.recv(65536)
