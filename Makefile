@@ -10,8 +10,9 @@
 #            store outages before/after the breakers, a 10-minute soak, the long Schemathesis run
 #            every function's cold start in Vercel's own runtime (vercel build)
 #            the local server beside LiteLLM's proxy and Portkey's gateway (bench/peers.py)
+# make screenshots  retake the README's screenshots of the dashboard and playground into docs/img/
 # make lint  ruff
-.PHONY: dev signin test bench lint
+.PHONY: dev signin test bench screenshots lint
 
 dev:
 	@scripts/venv requirements.txt requirements-dev.txt
@@ -42,6 +43,12 @@ bench:
 	.venv/bin/python bench/properties.py
 	.venv/bin/python bench/cold_start.py
 	.venv/bin/python bench/peers.py
+
+screenshots:
+	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
+	CLOUDGPT_SCREENSHOTS=docs/img .venv/bin/python -m pytest -q \
+		tests/test_pages_dashboard.py::test_dashboard_screenshot \
+		tests/test_pages_playground.py::test_chat_answer_grows_while_the_provider_is_still_sending
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

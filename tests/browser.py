@@ -30,6 +30,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.conftest import ROOT, Gateway
 from tests.key_stores import fresh_code
 
+# Where the pages' screenshots go: .cache/screenshots/ to look at, docs/img/ with `make screenshots`.
+SCREENSHOTS = Path(os.environ.get("CLOUDGPT_SCREENSHOTS") or ROOT / ".cache" / "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
@@ -113,8 +115,9 @@ class Browser:
             if entry["level"] == "SEVERE" and not any(a in entry["message"] for a in self.allowed)
         ]
 
-    def screenshot(self, path: Path) -> None:
-        """A full-height screenshot of the page as it is now."""
+    def screenshot(self, name: str) -> None:
+        """A full-height screenshot of the page as it is now, saved as `name` in SCREENSHOTS."""
+        path = SCREENSHOTS / name
         width, height = self.driver.execute_script(
             "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
         )

@@ -9,7 +9,7 @@ import httpx
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser import Browser, signin_link
-from tests.conftest import ROOT, Gateway
+from tests.conftest import Gateway
 
 XSS = "<img src=x onerror=\"document.title='owned'\">"
 
@@ -175,11 +175,11 @@ def test_dashboard_screenshot(browser: Browser, start_gateway: Callable[..., Gat
         assert chat_with(gateway, staging).status_code == 200
     requests_recorded(browser, gateway, 4)
     browser.driver.refresh()  # the usage panel is read when the page loads
-    browser.visible("#usage-table")
+    browser.text_of("#usage-table", "Staging (cgpt_")  # a usage row names its key
     key = create_key(browser, "Production app")
     browser.text_of("#snippet", key[:9])
     browser.text_of("#usage-status", "(UTC)")
-    browser.screenshot(ROOT / "docs" / "img" / "dashboard.png")
+    browser.screenshot("dashboard.png")
 
 
 def test_usage_chart_and_table_show_the_keys_requests(

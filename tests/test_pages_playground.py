@@ -9,7 +9,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.browser import Browser
-from tests.conftest import ROOT, Gateway
+from tests.conftest import Gateway
 from tests.fakes import files
 from tests.fakes.pollinations import FakePollinations
 
@@ -44,7 +44,7 @@ def test_chat_answer_grows_while_the_provider_is_still_sending(
     assert "left" in browser.text("#limits")  # the rate-limit headers, in words
     send(browser, "Hello! Which models can I try here?")
     browser.text_of("#answer", "echo:Hello!")
-    browser.screenshot(ROOT / "docs" / "img" / "playground.png")
+    browser.screenshot("playground.png")
 
 
 def test_stop_aborts_the_chat_request(

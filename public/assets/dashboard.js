@@ -41,7 +41,8 @@ async function onSession(session) {
   }
   $("who").textContent = session.who;
   if (arriving) say(status, "");
-  await Promise.all([loadKeys(), loadUsage()]);
+  const keysLoaded = loadKeys();
+  await Promise.all([keysLoaded, loadUsage(keysLoaded)]);
 }
 
 function signInForms(mode, methods) {
@@ -289,7 +290,7 @@ function chart(usage) {
     for (const modality of MODALITIES) {
       const count = totals.get(day)[modality];
       if (!count) continue;
-      const h = (count / peak) * (plot - 10);
+      const h = (count / peak) * (plot - 16); // the top 16 px hold the "max" label
       y -= h;
       const rect = svg("rect", { x: i * bar + 1, y, width: Math.max(bar - 2, 1), height: h, class: `${modality}-bar` });
       rect.append(svg("title", {}, `${day}: ${count} ${modality}`));
@@ -334,7 +335,8 @@ function usageTable(usage) {
   );
 }
 
-async function loadUsage() {
+// Usage is fetched beside the keys, and its table drawn once they are in: a row names its key.
+async function loadUsage(keysLoaded) {
   const note = $("usage-status");
   let response;
   try {
@@ -349,6 +351,7 @@ async function loadUsage() {
     return;
   }
   const usage = await response.json();
+  await keysLoaded;
   $("usage-chart").replaceChildren(...chart(usage));
   const rows = usageTable(usage);
   $("usage-table").tBodies[0].replaceChildren(...rows);
