@@ -185,6 +185,22 @@ def test_counting_resumes_within_the_cool_down_once_upstash_answers(
     assert response.headers["X-RateLimit-Remaining"] == "9"
 
 
+def test_once_the_breaker_opens_neither_counters_nor_usage_records_wait_on_upstash(
+    start_gateway: Callable[..., Gateway], upstash: UpstashEmulator
+) -> None:
+    gateway = start_gateway(**upstash_env(upstash.url), CLOUDGPT_BREAKER_COOLDOWN="60")
+    with upstash.answer_with(503, b'{"error":"ERR service unavailable"}'):
+        for _ in range(6):
+            assert chat(gateway).headers["X-RateLimit-Status"] == "unchecked"
+        time.sleep(0.3)  # usage records are written in the background, 20 ms after they come
+        asked = upstash.requests
+        assert 3 <= asked <= 4  # three failures open it (a usage write may have been in flight)
+        for _ in range(6):
+            assert chat(gateway).status_code == 200
+        time.sleep(0.3)
+        assert upstash.requests == asked  # no count and no usage record was sent
+
+
 def test_a_caller_over_its_limit_is_refused_from_memory_without_asking_upstash(
     start_gateway: Callable[..., Gateway], upstash: UpstashEmulator
 ) -> None:

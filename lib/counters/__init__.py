@@ -8,11 +8,14 @@ only when chosen: the Upstash client is a cold-start cost a local run never pays
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lib.errors import ServiceUnavailable
 from lib.instance import kept
 from lib.settings import Settings
+
+if TYPE_CHECKING:
+    from lib.breaker import Breaker
 
 
 class CountersUnavailable(ServiceUnavailable):
@@ -38,15 +41,12 @@ def counters(current: Settings) -> Counters:
     """The configured backend; on Vercel only Upstash, since an instance's disk is its own."""
     url, token = current.upstash_redis_rest_url, current.upstash_redis_rest_token
     if url and token:
-        from lib.breaker import Breaker
         from lib.counters.upstash import UpstashCounters
 
-        timeout = current.upstash_redis_timeout
+        timeout, breaker = current.upstash_redis_timeout, upstash_breaker(current)
         return kept(
             ("counters", "upstash", url, token, timeout),
-            lambda: UpstashCounters(
-                url, token, timeout, Breaker(current.breaker_failures, current.breaker_cooldown)
-            ),
+            lambda: UpstashCounters(url, token, timeout, breaker),
         )
     if current.on_vercel:
         raise ServiceUnavailable(
@@ -61,4 +61,18 @@ def counters(current: Settings) -> Counters:
     return kept(
         ("counters", "sqlite", current.data_dir),
         lambda: SqliteCounters(current.data_dir / "limits.sqlite3"),
+    )
+
+
+def upstash_breaker(current: Settings) -> Breaker:
+    """The process's one breaker for its Upstash database, shared by the counters and the usage records.
+
+    One outage, one view of it: failures of either open it, and while it is open
+    neither waits on Upstash.
+    """
+    from lib.breaker import Breaker
+
+    return kept(
+        ("breaker", "upstash", current.upstash_redis_rest_url),
+        lambda: Breaker(current.breaker_failures, current.breaker_cooldown),
     )

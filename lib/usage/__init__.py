@@ -73,10 +73,13 @@ def store(current: Settings) -> UsageStore:
     """The configured store: Upstash beside the counters; on Vercel nothing else, as a disk is per instance."""
     url, token = current.upstash_redis_rest_url, current.upstash_redis_rest_token
     if url and token:
+        from lib.counters import upstash_breaker
         from lib.usage.upstash import UpstashUsage
 
-        timeout = current.upstash_redis_timeout
-        return kept(("usage", "upstash", url, token, timeout), lambda: UpstashUsage(url, token, timeout))
+        timeout, breaker = current.upstash_redis_timeout, upstash_breaker(current)
+        return kept(
+            ("usage", "upstash", url, token, timeout), lambda: UpstashUsage(url, token, timeout, breaker)
+        )
     if current.on_vercel:
         raise ServiceUnavailable(
             "Usage records are not configured: on Vercel they need Upstash Redis "

@@ -11,8 +11,15 @@ concurrent instances never lose a count. Reading N days is one `/pipeline` of N
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from lib.counters.upstash import rest_client
 from lib.usage import DAY_SECONDS, KEEP_DAYS, METRICS, Entry, UsageUnavailable
+
+if TYPE_CHECKING:
+    from upstash_redis.client import Pipeline
+
+    from lib.breaker import Breaker
 
 KEY_PREFIX = "cgpt:usage:"
 
@@ -22,11 +29,26 @@ def _key(user: str, day: int) -> str:
 
 
 class UpstashUsage:
-    def __init__(self, url: str, token: str, timeout: float) -> None:
+    def __init__(self, url: str, token: str, timeout: float, breaker: Breaker) -> None:
+        self._breaker = breaker  # the counters' own: one Upstash, one view of its outages
         try:
             self._redis = rest_client(url, token, timeout)
         except Exception as error:
             raise UsageUnavailable() from error
+
+    def _call(self, batch: Pipeline) -> list[Any]:
+        """One round trip, or UsageUnavailable at once while the breaker is open."""
+        if not self._breaker.allows():
+            raise UsageUnavailable()
+        try:
+            answer = batch.exec()
+        # Whatever went wrong underneath (timeout, refusal, error reply, an error page)
+        # means the same here: the store cannot be used now.
+        except Exception as error:
+            self._breaker.failed()
+            raise UsageUnavailable() from error
+        self._breaker.succeeded()
+        return answer
 
     def add(self, entries: list[Entry]) -> None:
         """Add the entries' counts in one round trip: one transaction for all of them."""
@@ -41,22 +63,14 @@ class UpstashUsage:
             keys.append(key)
         for key in dict.fromkeys(keys):
             transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
-        try:
-            transaction.exec()
-        # Whatever went wrong underneath (timeout, refusal, error reply, an error page)
-        # means the same here: the records are lost, and said so in the log.
-        except Exception as error:
-            raise UsageUnavailable() from error
+        self._call(transaction)  # on failure the records are lost, and said so in the log
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         days = range(first_day, last_day + 1)
         pipeline = self._redis.pipeline()
         for day in days:
             pipeline.hgetall(_key(user, day))
-        try:
-            hashes = pipeline.exec()
-        except Exception as error:
-            raise UsageUnavailable() from error
+        hashes = self._call(pipeline)
         rows: dict[tuple[int, str, str, str], dict[str, int]] = {}
         for day, fields in zip(days, hashes, strict=True):
             for name, value in (fields or {}).items():
