@@ -189,6 +189,18 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
     return percentile(samples, 0.5), percentile(samples, 0.99)
 
 
+def gateway_env(upstream_url: str, data_dir: str, **extra: str) -> dict[str, str]:
+    """A local server's environment in front of the fake: its own data, no rate limit in the way."""
+    return {
+        **os.environ,
+        "POLLINATIONS_BASE_URL": upstream_url,
+        "POLLINATIONS_API_KEY": "bench",
+        "CLOUDGPT_DATA_DIR": data_dir,
+        "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
+        **extra,
+    }
+
+
 def serve_upstream(ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
     fake = FakePollinations().start()
     ready.put(fake.url)
@@ -222,13 +234,7 @@ def main() -> None:
     upstream_url, stop_upstream = start_upstream()
     direct_path = "/v1/chat/completions"
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **os.environ,
-            "POLLINATIONS_BASE_URL": upstream_url,
-            "POLLINATIONS_API_KEY": "bench",
-            "CLOUDGPT_DATA_DIR": data_dir,
-            "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
-        }
+        env = gateway_env(upstream_url, data_dir)
         os.environ.update(env)
         gateway = Gateway(env)
         try:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from gateway import BODY, ROOT, first_event, p50_p99, post, sample, start_upstream, wrk
+from gateway import BODY, ROOT, first_event, gateway_env, p50_p99, post, sample, start_upstream, wrk
 
 from tests.conftest import Gateway, free_port
 
@@ -231,14 +231,7 @@ def main() -> None:
     upstream_url, stop_upstream = start_upstream()
     try:
         with tempfile.TemporaryDirectory() as data_dir, ExitStack() as stack:
-            env = {
-                **os.environ,
-                "POLLINATIONS_BASE_URL": upstream_url,
-                "POLLINATIONS_API_KEY": "bench",
-                "CLOUDGPT_DATA_DIR": data_dir,
-                "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
-            }
-            gateway = Gateway(env)
+            gateway = Gateway(gateway_env(upstream_url, data_dir))
             stack.callback(gateway.stop)
             targets = [
                 Target("fake provider, direct", upstream_url),

@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import BODY, p50_p99, sample, start_upstream  # noqa: E402
+from bench.gateway import BODY, gateway_env, p50_p99, sample, start_upstream  # noqa: E402
 from tests.conftest import Gateway, free_port  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
 from tests.fakes.upstash import UpstashEmulator  # noqa: E402
@@ -112,15 +112,7 @@ def main() -> None:
                 cells = []
                 for mode in ("off", "recorded", "inline"):
                     with tempfile.TemporaryDirectory() as data_dir:
-                        env = {
-                            **os.environ,
-                            **backend_env,
-                            "POLLINATIONS_BASE_URL": upstream_url,
-                            "POLLINATIONS_API_KEY": "bench",
-                            "CLOUDGPT_DATA_DIR": data_dir,
-                            "RATE_LIMIT_CHAT_ANONYMOUS": "1000000000",
-                            "BENCH_USAGE_MODE": mode,
-                        }
+                        env = gateway_env(upstream_url, data_dir, **backend_env, BENCH_USAGE_MODE=mode)
                         gateway = Gateway(env, ("-c", SERVER, "--port", "{port}"))
                         try:
                             with httpx.Client(base_url=gateway.url) as client:

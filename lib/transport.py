@@ -221,7 +221,7 @@ class Response:
         """
         left = _DRAIN_LIMIT
         try:
-            for _ in range(2):  # what is buffered, then what one read that does not wait brings
+            for _ in range(2):  # what is buffered, then what reads that do not wait bring, twice at most
                 while not self._done and (data := self._take(connection.buffer)):
                     left -= len(data)
                     if left < 0:
