@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from lib.errors import NotFound, PayloadTooLarge
+from lib.terminal import printable
 from lib.web import WSGIApp, failing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +203,9 @@ def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
 def access_log(app: WSGIApp) -> WSGIApp:
     """Print one line per request once its body is sent: method, path, status, milliseconds.
 
+    The path is the client's text, decoded: its control characters are printed escaped
+    (`lib/terminal.py`), so no request can forge a line or drive the terminal.
+
     The function is called at once (the server reads the status as soon as the call
     returns); a list body is logged there, any other when the server closes it.
     """
@@ -216,8 +220,10 @@ def access_log(app: WSGIApp) -> WSGIApp:
 
         def log() -> None:
             elapsed = (time.perf_counter() - started) * 1000
-            path = environ.get("PATH_INFO", "/")
-            print(f"{environ.get('REQUEST_METHOD')} {path} {status[0]} {elapsed:.1f}ms", flush=True)
+            # WSGI hands the path's bytes over as latin-1: shown as the UTF-8 the client sent.
+            path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+            request = f"{environ.get('REQUEST_METHOD')} {path}"
+            print(f"{printable(request)} {status[0]} {elapsed:.1f}ms", flush=True)
 
         body = app(environ, capture)
         if isinstance(body, list):
