@@ -19,7 +19,11 @@ IMAGE = files.png(40, 30) + b"\0" * 2000  # a PNG with padding: longer than any 
 
 
 def chunked(data: bytes, head: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\n" + head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+    return (
+        b"HTTP/1.1 200 OK\r\n"
+        + head
+        + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+    )
 
 
 def sized(data: bytes, head: bytes) -> bytes:
@@ -95,7 +99,9 @@ def test_a_well_formed_type_with_parameters_is_passed_on_as_sent(gateway: Gatewa
         "unterminated-quote",
     ],
 )
-def test_a_lying_length_or_a_malformed_type_is_a_malformed_upstream_error(gateway: Gateway, prompt: str) -> None:
+def test_a_lying_length_or_a_malformed_type_is_a_malformed_upstream_error(
+    gateway: Gateway, prompt: str
+) -> None:
     response = image(gateway, prompt)
     assert_envelope(response, 502, "upstream_malformed")
     assert "Set-Cookie" not in response.headers

@@ -63,6 +63,14 @@ def test_a_chunked_answer_split_at_every_byte_is_read_whole_and_its_connection_r
         assert server.connections == 1
 
 
+def test_an_answer_that_arrives_in_one_piece_keeps_its_connection() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        pool = transport.Pool("test")
+        for _ in range(3):
+            assert read_all(request(pool, server.url)) == b'{"ok":true}'
+        assert server.connections == 1
+
+
 def test_a_stream_closed_after_its_last_event_keeps_its_connection() -> None:
     stream = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\ne\r\ndata: [DONE]\n\n\r\n"
     with ScriptedServer(lambda n: [stream, 0.01, b"0\r\n\r\n"]) as server:
@@ -343,11 +351,15 @@ def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
             [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nraw"], id="a-coding-that-is-not-chunked"
         ),
         pytest.param(
-            [b"HTTP/1.1 200 OK\r\nContent-Type: image/png\nSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"],
+            [
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\nSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"
+            ],
             id="bare-lf-in-a-value",
         ),
         pytest.param(
-            [b"HTTP/1.1 200 OK\r\nContent-Type: image/png\rSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"],
+            [
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\rSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"
+            ],
             id="bare-cr-in-a-value",
         ),
         pytest.param([b"HTTP/1.1 2000K\r\nContent-Length: 2\r\n\r\nok"], id="four-digit-status"),
@@ -376,7 +388,9 @@ def test_a_switching_protocols_answer_never_puts_its_connection_back() -> None:
 
 def test_an_http10_answer_framed_by_chunks_is_read_but_its_connection_not_kept() -> None:
     # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; close after it.
-    old = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    old = (
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    )
     with ScriptedServer(lambda n: [old]) as server:
         pool = transport.Pool("test")
         for _ in range(2):
@@ -412,7 +426,9 @@ def test_the_connect_timeout_bounds_every_address_of_a_name_together(monkeypatch
         assert time.monotonic() - started < 0.7
 
 
-def test_a_name_that_resolves_slowly_is_bounded_by_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_that_resolves_slowly_is_bounded_by_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     resolve = socket.getaddrinfo
 
     def slow_resolver(*args: object, **kwargs: object) -> object:
