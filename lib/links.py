@@ -24,7 +24,8 @@ def public_addresses(provider: str, url: str, base: str) -> list[Address] | None
     credential may go; for any other, the public addresses to fetch it from.
 
     Any other link must be https to a host with only public addresses, else a 502
-    `upstream_link_refused`.
+    `upstream_link_refused`; a host that does not resolve within the connect timeout
+    is a 504.
     """
     try:
         parts = urlsplit(url)

@@ -47,6 +47,15 @@ def read_all(response: transport.Response) -> bytes:
     return body
 
 
+def connections_used(reply: Reply, calls: int, body: bytes) -> int:
+    """How many connections `calls` calls took, each answered with `reply` and read whole as `body`."""
+    with ScriptedServer(lambda n: reply) as server:
+        pool = transport.Pool("test")
+        for _ in range(calls):
+            assert read_all(request(pool, server.url)) == body
+        return server.connections
+
+
 def fetched(reply: Reply) -> bytes:
     """The body read through lib.upstream (which maps every failure) from a server sending `reply`."""
     with ScriptedServer(lambda n: reply) as server:
@@ -56,19 +65,11 @@ def fetched(reply: Reply) -> bytes:
 
 def test_a_chunked_answer_split_at_every_byte_is_read_whole_and_its_connection_reused() -> None:
     byte_by_byte: Reply = [CHUNKED[:60], *(CHUNKED[i : i + 1] for i in range(60, len(CHUNKED)))]
-    with ScriptedServer(lambda n: byte_by_byte) as server:
-        pool = transport.Pool("test")
-        assert read_all(request(pool, server.url)) == b"hello world"
-        assert read_all(request(pool, server.url)) == b"hello world"
-        assert server.connections == 1
+    assert connections_used(byte_by_byte, 2, b"hello world") == 1
 
 
 def test_an_answer_that_arrives_in_one_piece_keeps_its_connection() -> None:
-    with ScriptedServer(lambda n: [OK]) as server:
-        pool = transport.Pool("test")
-        for _ in range(3):
-            assert read_all(request(pool, server.url)) == b'{"ok":true}'
-        assert server.connections == 1
+    assert connections_used([OK], 3, b'{"ok":true}') == 1
 
 
 def test_a_stream_closed_after_its_last_event_keeps_its_connection() -> None:
@@ -391,11 +392,7 @@ def test_an_http10_answer_framed_by_chunks_is_read_but_its_connection_not_kept()
     old = (
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n2\r\nok\r\n0\r\n\r\n"
     )
-    with ScriptedServer(lambda n: [old]) as server:
-        pool = transport.Pool("test")
-        for _ in range(2):
-            assert read_all(request(pool, server.url)) == b"ok"
-        assert server.connections == 2
+    assert connections_used([old], 2, b"ok") == 2
 
 
 def test_a_path_with_spaces_and_non_ascii_letters_goes_out_percent_encoded() -> None:
@@ -413,6 +410,16 @@ def test_a_path_already_percent_encoded_is_sent_as_it_is() -> None:
         response = open_response("provider", "GET", f"{server.url}/a%20b/%2E?q=%26", api_key=None, retries=0)
         read_body("provider", response, Deadline.start(5))
         assert server.requests[0].startswith(b"GET /a%20b/%2E?q=%26 HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://exa mple.example/x", "http://[::1/x", "http://host.example:port/x", "ftp://host.example/x"],
+)
+def test_a_url_that_cannot_be_sent_is_a_malformed_upstream_error(url: str) -> None:
+    with pytest.raises(UpstreamError) as refused:
+        open_response("provider", "GET", url, api_key=None, retries=0)
+    assert refused.value.code == "upstream_malformed"
 
 
 def test_the_connect_timeout_bounds_every_address_of_a_name_together(monkeypatch: pytest.MonkeyPatch) -> None:
