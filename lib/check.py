@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from lib.terminal import printable
+
 CHAT_PROMPT = "Answer with the single word: ok"
 
 
@@ -29,7 +31,8 @@ class Finding:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.level:<5} {self.text}"
+        # The text quotes the deployment's answers: escaped, it cannot forge a line or drive the terminal.
+        return f"{self.level:<5} {printable(self.text)}"
 
 
 def _ms(seconds: float) -> str:

@@ -238,7 +238,7 @@ _ERRORS = {
         "The credential is valid but cannot do this: creating and deleting keys needs an account "
         "session (a Supabase Auth access token), not an API key; anonymous sign-ins get no keys."
     ),
-    404: "No such resource (POST /api/session: not in this configuration).",
+    404: "No such resource (/api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
     429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
     502: "The provider answered with an error or with something unusable.",
@@ -443,6 +443,11 @@ _OPERATIONS = (
         SessionRequest, errors=(400, 401, 404, 413, 503),
     ),
     _Operation(
+        "delete", ("/api/session",), "Sign out of a local session", "Accounts",
+        _Answer("The session has ended: its access token is refused from now on.", {}, 204),
+        auth="required", errors=(401, 404, 503),
+    ),
+    _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
         _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
         auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
@@ -512,12 +517,18 @@ def _operation(operation: _Operation, path: str, refs: dict[Any, dict[str, Any]]
             str(answer.status): {
                 "description": answer.description,
                 "headers": _headers(operation, answer.status),
-                "content": {
-                    media_type: {
-                        "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                **(
+                    {
+                        "content": {
+                            media_type: {
+                                "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                            }
+                            for media_type, schema in answer.content.items()
+                        }
                     }
-                    for media_type, schema in answer.content.items()
-                },
+                    if answer.content
+                    else {}
+                ),
             },
             **{
                 str(status): {

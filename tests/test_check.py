@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from tests.conftest import AS_ON_VERCEL, ROOT, UPSTREAM_KEY, Gateway, free_port
 from tests.fakes.pollinations import FakePollinations
+from tests.fakes.server import FakeHandler, LoopbackFake
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token, store_env
@@ -137,3 +138,21 @@ def test_a_server_that_is_not_cloudgpt_fails_the_first_line(upstream: FakePollin
     status, lines = run_check(upstream.url)
     assert status == 1
     assert lines[1:] == ["FAIL  functions: GET /api/models answered HTTP 404", "1 check failed"]
+
+
+def test_a_deployments_strings_are_printed_with_their_control_characters_escaped() -> None:
+    # The check prints what a deployment answers: a line break would forge a line of its own.
+    message = "down\nok    all good\x1b[2J"
+    envelope = {"error": {"message": message, "type": "server_error", "code": "x\ry", "param": None}}
+
+    class Hostile(FakeHandler):
+        def do_GET(self) -> None:
+            self.send_json(503, envelope)
+
+    with LoopbackFake(Hostile) as hostile:
+        status, lines = run_check(hostile.url)
+    assert status == 1
+    assert lines[1:] == [
+        "FAIL  functions: GET /api/models answered 503 x\\x0dy: down\\x0aok    all good\\x1b[2J",
+        "1 check failed",
+    ]

@@ -167,3 +167,27 @@ def test_the_local_server_stays_local_when_vercel_is_set(start_gateway) -> None:
     # A well-formed key nobody issued is looked up in the embedded key store: a 401, not a 503.
     unknown = {"Authorization": f"Bearer {new_key()}"}
     assert gateway.client.post("/api/chat", json=chat, headers=unknown).status_code == 401
+
+
+def server_log(gateway: Gateway, until: bytes, timeout: float = 10) -> str:
+    """The gateway's output so far, once it holds `until` (printed lines come a moment after the answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gateway.log.seek(0)
+        output = gateway.log.read()
+        if until in output or time.monotonic() > deadline:
+            return output.decode(errors="replace")
+        time.sleep(0.02)
+
+
+def test_the_access_log_prints_control_characters_in_a_path_escaped(gateway: Gateway) -> None:
+    # A decoded %0a would start a forged line; %1b an escape sequence; U+202E turns text around.
+    forged = "/x%0aDashboard%20sign-in%20(one%20use):%20http://evil.example/%1b[2J%e2%80%ae"
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(f"GET {forged} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        while sock.recv(65536):
+            pass
+    output = server_log(gateway, b"GET /x")
+    assert "GET /x\\x0aDashboard sign-in (one use): http://evil.example/\\x1b[2J\\u202e 404 " in output
+    assert "\nDashboard sign-in (one use): http://evil" not in output
+    assert "\x1b" not in output
