@@ -94,6 +94,9 @@ class CatalogModel(BaseModel):
     description: str
     contextWindow: int | None = Field(None, description="Chat models: tokens of context.")
     maxDuration: int | None = Field(None, description="Video models: the longest clip, in seconds.")
+    fallback: str | None = Field(
+        None, description="The model tried next when this one's provider fails before answering."
+    )
 
 
 class CatalogModelList(BaseModel):

@@ -128,7 +128,9 @@ def test_view_code_is_the_exact_request_as_curl_and_python(
     curl = browser.text_of("#request-code", "second turn")
     assert "$CLOUDGPT_API_KEY" in curl and key not in curl
     events = [json.loads(data) for data in sse_events(run(["bash", "-c", curl], key))[:-1]]
-    assert "".join(c["delta"].get("content") or "" for e in events for c in e["choices"]) == "echo:second turn"
+    assert (
+        "".join(c["delta"].get("content") or "" for e in events for c in e["choices"]) == "echo:second turn"
+    )
     from_curl = upstream.received("second turn").body
     browser.find("#code-tabs button[value=Python]").click()
     python = browser.text_of("#request-code", "from openai import OpenAI")
@@ -322,6 +324,30 @@ def test_models_page_filters_by_modality_and_provider(browser: Browser, pages_ga
     shown = browser.all("#catalog li")
     assert shown and all("mapleai" in li.text for li in shown)
     assert len(shown) < len(videos)
+
+
+def test_models_page_searches_links_into_the_playground_and_names_fallbacks(
+    browser: Browser, pages_gateway: Gateway
+) -> None:
+    browser.open(f"{pages_gateway.url}/models")
+    browser.text_of("#count", " models")
+    browser.find("#search").send_keys("claude")
+    browser.wait(
+        lambda: all("claude" in li.text.lower() for li in browser.all("#catalog li")), what="the search"
+    )
+    shown = {li.get_attribute("data-model") for li in browser.all("#catalog li")}
+    assert {"claude", "mapleai-claude"} <= shown and "openai" not in shown
+    card = browser.find('#catalog li[data-model="claude"]')
+    assert "Falls back to mapleai-claude (mapleai) when its provider fails." in card.text
+    browser.find("#search").send_keys(" no-such-model")
+    browser.text_of("#count", "No model matches")
+    browser.find("#search").clear()
+    browser.find("#search").send_keys("claude")
+    browser.wait(lambda: browser.all('#catalog li[data-model="claude"] a'), what="the card")
+    browser.find('#catalog li[data-model="claude"] a').click()
+    browser.wait(lambda: browser.find("#model").is_enabled(), what="the playground")
+    assert browser.driver.current_url.endswith("/playground?model=claude")
+    assert browser.find("#model").get_attribute("value") == "claude"
 
 
 def test_landing_page_names_its_own_origin_and_links_every_page(
