@@ -147,8 +147,12 @@ class StoreHealth(BaseModel):
         description="The store the functions use; null on Vercel when none is configured."
     )
     reachable: bool
-    roundTripMs: float | None = Field(description="One call to the store, measured inside the function.")
+    roundTripMs: float | None = Field(description="One read of the store, timed inside the function.")
     error: str | None = Field(description="The error code the store's failure answers, when it failed.")
+    problem: Literal["functions_missing", "wrong_key", "unreachable", "failing"] | None = Field(
+        description="(key store) Which failure: migrations not applied, the project key refused, "
+        "no answer in time, anything else."
+    )
 
 
 class ProviderHealth(BaseModel):
@@ -164,6 +168,7 @@ class Health(BaseModel):
     missing: list[str] = Field(description="Variables whose absence turns something off.")
     providers: dict[str, ProviderHealth]
     accountTokens: dict[str, bool] = Field(description="`jwtSecret` (HS256), `jwks` (RS256/ES256).")
+    checkedAt: int = Field(description="When the stores were last probed (Unix s): at most every 5 s.")
     keyStore: StoreHealth
     counters: StoreHealth
 
@@ -434,7 +439,7 @@ _OPERATIONS = (
     _Operation(
         "get", ("/api/health",), "What the deployment sees of itself", "Meta",
         _json(Health, "Backends, missing variables, each store's round trip from the function."),
-        errors=(503,),
+        errors=(429, 503),
     ),
     _Operation(
         "get", ("/api/config",), "What the pages need to know", "Accounts",
