@@ -169,6 +169,8 @@ def test_the_signed_in_user_chats_with_no_key_typed(
 
     browser.find("#apikey").send_keys("cgpt_typed")  # a typed key is used instead
     assert "Calling with the key typed above" in browser.text("#caller")
+    browser.driver.get(f"{gateway.url}/dashboard")
+    browser.text_of("#usage-table", "signed in, no key (playground)")  # the dashboard says whose they are
 
 
 def test_the_status_stays_in_sight_during_a_long_answer(
@@ -190,6 +192,10 @@ def test_the_status_stays_in_sight_during_a_long_answer(
     assert top >= 0 and bottom <= height, (top, bottom, height)
     gate.set()
     answered(browser)
+    browser.find("#view-code").click()  # the thread, its signatures and the code fit 375 px too
+    browser.visible("#request-code")
+    width = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= browser.driver.execute_script("return window.innerWidth")
 
 
 def test_stop_aborts_the_chat_request(

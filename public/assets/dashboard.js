@@ -318,7 +318,7 @@ function usageTable(usage) {
     el(
       "tr",
       {},
-      el("td", {}, names.get(r.keyId) || (r.keyId ? r.keyId : "(revoked key)")),
+      el("td", {}, names.get(r.keyId) || (r.keyId ? r.keyId : "signed in, no key (playground)")),
       el("td", {}, r.model),
       el("td", {}, r.requests),
       el("td", {}, r.errors),
