@@ -231,6 +231,39 @@ class UsageReport(BaseModel):
     totals: UsageCounts
 
 
+class ActivityEntry(BaseModel):
+    """One request of one of the user's keys, once answered: what happened to it, never what it said."""
+
+    id: str = Field(description="The request's `X-Request-Id`.", pattern=r"^req_[0-9a-f]{24}$")
+    time: int = Field(description="When it arrived (Unix milliseconds).")
+    keyId: str = Field(description="The key it was made with; revoked keys stay listed.")
+    model: str | None = Field(description="The model asked for; null if the request failed before one.")
+    modality: Literal["chat", "image", "video"]
+    provider: str | None = Field(
+        description="The provider that answered (or failed); null if none was asked."
+    )
+    status: int = Field(description="The HTTP status the caller got.")
+    error: str | None = Field(
+        description="The error code the caller got, in the envelope or a stream's last event; null if none."
+    )
+    latencyMs: int = Field(ge=1, description="From the request's arrival to its answer's last byte.")
+    firstByteMs: int = Field(ge=1, description="From the request's arrival to its answer's first byte.")
+    promptTokens: int = Field(ge=0, description="As the provider stated them; 0 when it gave none.")
+    completionTokens: int = Field(ge=0)
+    images: int = Field(ge=0, description="Images delivered.")
+    videoSeconds: int = Field(ge=0, description="The requested duration of the clip delivered.")
+    stream: bool = Field(description="Whether a stream was asked for.")
+    fallback: bool = Field(
+        description="Whether `provider` was not the first one tried: the model's fallback."
+    )
+
+
+class ActivityList(BaseModel):
+    object: Literal["list"]
+    data: list[ActivityEntry] = Field(description="Newest first.")
+    hasMore: bool = Field(description="Whether older entries match: ask again with `before` the last id.")
+
+
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
@@ -332,7 +365,45 @@ _USAGE_QUERY = (
         "description": "Only this key's usage (one of yours; another user's key id has none).",
         "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
     },
+    {
+        "name": "format", "in": "query", "required": False,
+        "description": "`csv`: the rows as `text/csv` with a header row, for spreadsheets.",
+        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+    },
 )  # fmt: skip
+_ACTIVITY_QUERY = (
+    {
+        "name": "limit", "in": "query", "required": False,
+        "description": "How many entries at most (a CSV without it holds every entry kept that matches).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+    },
+    {
+        "name": "before", "in": "query", "required": False,
+        "description": "An entry's id: the page of entries older than it (one of yours, still kept).",
+        "schema": {"type": "string", "pattern": "^req_[0-9a-f]{24}$"},
+    },
+    {
+        "name": "keyId", "in": "query", "required": False,
+        "description": "Only this key's requests (one of yours; another user's key id has none).",
+        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
+    },
+    {
+        "name": "model", "in": "query", "required": False,
+        "description": "Only requests for this model id.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"},
+    },
+    {
+        "name": "status", "in": "query", "required": False,
+        "description": "`ok`: only answers without an error; `error`: only those with one.",
+        "schema": {"type": "string", "enum": ["ok", "error"]},
+    },
+    {
+        "name": "format", "in": "query", "required": False,
+        "description": "`csv`: the entries as `text/csv` with a header row (times in ISO 8601, UTC).",
+        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+    },
+)  # fmt: skip
+_CSV = {"type": "string", "description": "A header row, then one line per row."}
 _KEY_ERRORS = (401, 429, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
@@ -444,8 +515,20 @@ _OPERATIONS = (
     ),
     _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
-        _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
+        _Answer(
+            "The caller's usage, all of their keys (revoked ones too), and its totals.",
+            {"application/json": UsageReport, "text/csv": _CSV},
+        ),
         auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
+    ),
+    _Operation(
+        "get", ("/api/activity",), "Your requests one by one, newest first", "Usage",
+        _Answer(
+            "The caller's requests (of their keys, to the generation routes), each once answered; "
+            "kept at least 7 days and at least the last 1,000.",
+            {"application/json": ActivityList, "text/csv": _CSV},
+        ),
+        auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_ACTIVITY_QUERY,
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",
