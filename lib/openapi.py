@@ -229,6 +229,9 @@ class UsageReport(BaseModel):
     to: str = Field(description="The last UTC day covered: today.")
     data: list[UsageRow] = Field(description="Newest day first; rows with nothing in them are left out.")
     totals: UsageCounts
+    revokedKeys: dict[str, str] = Field(
+        description="The names of the revoked keys `data` has rows of, by key id (keys revoked through the API)."
+    )
 
 
 class ActivityEntry(BaseModel):

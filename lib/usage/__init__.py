@@ -98,6 +98,12 @@ class UsageStore(Protocol):
         """The user's activity entries matching `query`, newest first, and whether more follow;
         raises UnknownEntry when `query.before` names none of the user's entries."""
 
+    def name_key(self, user: str, key_id: str, name: str) -> None:
+        """Keep a revoked key's name, for as long as its usage is kept."""
+
+    def key_names(self, user: str) -> dict[str, str]:
+        """The names of the user's revoked keys, by id."""
+
 
 def store(current: Settings) -> UsageStore:
     """The configured store: Upstash beside the counters; on Vercel nothing else, as a disk is per instance."""
@@ -221,6 +227,18 @@ def meter(request: Request, caller: Caller, modality: str) -> Meter:
     return started
 
 
+def revoked(user: str, key_id: str, name: str) -> None:
+    """Keep the name of a key just revoked beside its usage: its rows keep the name the user gave it.
+
+    The key store forgets a revoked key; its usage stays for KEEP_DAYS. A failure is
+    logged and never undoes the revocation.
+    """
+    try:
+        store(settings()).name_key(user, key_id, name)
+    except Exception as error:
+        log.warning("name of revoked key %s not kept: %r", key_id, error.__cause__ or error)
+
+
 def _record(entries: list[Entry]) -> None:
     try:
         store(settings()).add(entries)
@@ -267,9 +285,8 @@ def report(user: str, days: int, key_id: str | None = None) -> dict[str, object]
     first = last - days + 1
     data = []
     totals = dict.fromkeys(METRICS, 0)
-    for row in sorted(
-        store(settings()).rows(user, first, last), key=lambda r: (-r.day, r.key_id, r.model, r.modality)
-    ):
+    current = store(settings())
+    for row in sorted(current.rows(user, first, last), key=lambda r: (-r.day, r.key_id, r.model, r.modality)):
         if (key_id is not None and row.key_id != key_id) or not any(row.counts.values()):
             continue
         counts = {name: row.counts.get(name, 0) for name in METRICS}
@@ -279,7 +296,12 @@ def report(user: str, days: int, key_id: str | None = None) -> dict[str, object]
         })  # fmt: skip
         for name in METRICS:
             totals[name] += counts[name]
-    return {"object": "usage", "from": iso(first), "to": iso(last), "data": data, "totals": totals}
+    used = {row["keyId"] for row in data}
+    revoked = {key: name for key, name in current.key_names(user).items() if key in used}
+    return {
+        "object": "usage", "from": iso(first), "to": iso(last), "data": data, "totals": totals,
+        "revokedKeys": revoked,
+    }  # fmt: skip
 
 
 def activity(user: str, query: ActivityQuery) -> dict[str, object]:

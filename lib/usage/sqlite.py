@@ -58,6 +58,13 @@ class SqliteUsage:
         );
         CREATE INDEX IF NOT EXISTS activity_newest ON activity (user_id, time, seq);
         CREATE INDEX IF NOT EXISTS activity_id ON activity (id);
+        CREATE TABLE IF NOT EXISTS key_names (
+            user_id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            PRIMARY KEY (user_id, key_id)
+        ) WITHOUT ROWID;
     """
     _KEEP = """
         INSERT INTO activity (user_id, time, id, key_id, model, failed, entry) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -122,6 +129,7 @@ class SqliteUsage:
                     if day != self._swept_day:  # once a day and process: drop what is past keeping
                         self._swept_day = day
                         self._db.execute("DELETE FROM usage WHERE day < ?", (day - KEEP_DAYS,))
+                        self._db.execute("DELETE FROM key_names WHERE day < ?", (day - KEEP_DAYS,))
                         oldest = (time.time() - ACTIVITY_DAYS * DAY_SECONDS) * 1000
                         self._db.execute(self._SWEEP_ACTIVITY, (ACTIVITY_KEPT, oldest))
                 except BaseException:
@@ -176,3 +184,21 @@ class SqliteUsage:
         if query.limit is not None and len(entries) > query.limit:
             return entries[: query.limit], True
         return entries, False
+
+    def name_key(self, user: str, key_id: str, name: str) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO key_names (user_id, key_id, name, day) VALUES (?, ?, ?, ?)",
+                    (user, key_id, name, int(time.time() // DAY_SECONDS)),
+                )
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error
+
+    def key_names(self, user: str) -> dict[str, str]:
+        try:
+            with self._lock:
+                found = self._db.execute("SELECT key_id, name FROM key_names WHERE user_id = ?", (user,))
+                return dict(found.fetchall())
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error

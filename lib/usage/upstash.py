@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "cgpt:usage:"
 ACTIVITY_PREFIX = "cgpt:activity:"
+NAMES_PREFIX = "cgpt:keynames:"  # a user's revoked keys' names, by id
 _PAGE = 200  # entries a read looks at per round trip
 
 # KEYS: the ids by time, the entries. ARGV: the oldest time kept regardless, how many
@@ -157,3 +158,15 @@ class UpstashUsage:
             if len(ids) < _PAGE:
                 return found, False
             after = ids[-1]
+
+    def name_key(self, user: str, key_id: str, name: str) -> None:
+        transaction = self._redis.multi()
+        transaction.hset(NAMES_PREFIX + user, key_id, name)
+        transaction.expire(NAMES_PREFIX + user, KEEP_DAYS * DAY_SECONDS)
+        self._call(transaction)
+
+    def key_names(self, user: str) -> dict[str, str]:
+        pipeline = self._redis.pipeline()
+        pipeline.hgetall(NAMES_PREFIX + user)
+        (names,) = self._call(pipeline)
+        return names or {}
