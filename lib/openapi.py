@@ -144,8 +144,12 @@ class StoreHealth(BaseModel):
         description="The store the functions use; null on Vercel when none is configured."
     )
     reachable: bool
-    roundTripMs: float | None = Field(description="One call to the store, measured inside the function.")
+    roundTripMs: float | None = Field(description="One read of the store, timed inside the function.")
     error: str | None = Field(description="The error code the store's failure answers, when it failed.")
+    problem: Literal["functions_missing", "wrong_key", "unreachable", "failing"] | None = Field(
+        description="(key store) Which failure: migrations not applied, the project key refused, "
+        "no answer in time, anything else."
+    )
 
 
 class ProviderHealth(BaseModel):
@@ -161,6 +165,7 @@ class Health(BaseModel):
     missing: list[str] = Field(description="Variables whose absence turns something off.")
     providers: dict[str, ProviderHealth]
     accountTokens: dict[str, bool] = Field(description="`jwtSecret` (HS256), `jwks` (RS256/ES256).")
+    checkedAt: int = Field(description="When the stores were last probed (Unix s): at most every 5 s.")
     keyStore: StoreHealth
     counters: StoreHealth
 
@@ -274,7 +279,7 @@ _ERRORS = {
         "The credential is valid but cannot do this: creating and deleting keys needs an account "
         "session (a Supabase Auth access token), not an API key; anonymous sign-ins get no keys."
     ),
-    404: "No such resource (POST /api/session: not in this configuration).",
+    404: "No such resource (/api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
     429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
     502: "The provider answered with an error or with something unusable.",
@@ -505,7 +510,7 @@ _OPERATIONS = (
     _Operation(
         "get", ("/api/health",), "What the deployment sees of itself", "Meta",
         _json(Health, "Backends, missing variables, each store's round trip from the function."),
-        errors=(503,),
+        errors=(429, 503),
     ),
     _Operation(
         "get", ("/api/config",), "What the pages need to know", "Accounts",
@@ -515,6 +520,11 @@ _OPERATIONS = (
         "post", ("/api/session",), "Redeem a local sign-in code", "Accounts",
         _json(Session, "An access token for the local operator; the code is used up."),
         SessionRequest, errors=(400, 401, 404, 413, 503),
+    ),
+    _Operation(
+        "delete", ("/api/session",), "Sign out of a local session", "Accounts",
+        _Answer("The session has ended: its access token is refused from now on.", {}, 204),
+        auth="required", errors=(401, 404, 503),
     ),
     _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
@@ -598,12 +608,18 @@ def _operation(operation: _Operation, path: str, refs: dict[Any, dict[str, Any]]
             str(answer.status): {
                 "description": answer.description,
                 "headers": _headers(operation, answer.status),
-                "content": {
-                    media_type: {
-                        "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                **(
+                    {
+                        "content": {
+                            media_type: {
+                                "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                            }
+                            for media_type, schema in answer.content.items()
+                        }
                     }
-                    for media_type, schema in answer.content.items()
-                },
+                    if answer.content
+                    else {}
+                ),
             },
             **{
                 str(status): {

@@ -23,12 +23,18 @@ class KeyLimitReached(BadRequest):
 
 
 class KeyStoreUnavailable(ServiceUnavailable):
-    """The key store could not be used: unreachable, too slow, or failing."""
+    """The key store could not be used: unreachable, too slow, or failing.
+
+    `problem` tells the operator which (GET /api/health shows it; a caller only gets the 503):
+    `functions_missing` (migrations not applied), `wrong_key` (the store refused the
+    project key), `unreachable` (no answer in time) or `failing` (anything else).
+    """
 
     code = "key_store_unavailable"
 
-    def __init__(self) -> None:
+    def __init__(self, problem: str = "failing") -> None:
         super().__init__("The API key store cannot be used right now.")
+        self.problem = problem
 
 
 def limit_reached() -> KeyLimitReached:
@@ -76,12 +82,13 @@ def key_store() -> KeyStore:
     url, service_key = current.supabase_url, current.supabase_service_role_key
     if service_key and not url:
         raise SettingsError(
-            "CloudGPT is misconfigured: SUPABASE_SERVICE_ROLE_KEY is set without SUPABASE_URL."
+            "CloudGPT is misconfigured: SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY) is set "
+            "without SUPABASE_URL."
         )
     if not (url and service_key) and current.on_vercel:
         raise ServiceUnavailable(
             "API keys are not configured: on Vercel they need Supabase "
-            "(SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY).",
+            "(SUPABASE_URL and SUPABASE_SECRET_KEY).",
             code="key_store_not_configured",
         )
     if url and service_key:

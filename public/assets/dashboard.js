@@ -164,7 +164,7 @@ function renderKeys() {
   $("create").disabled = keys.length >= max;
   if (keys.length >= max) say(keysStatus, `You have ${max} keys, the most an account can have. Revoke one to create another.`, "error");
   else if (!keysStatus.classList.contains("error") && !keysStatus.textContent.startsWith("Revoke")) say(keysStatus, `${keys.length} of ${max} keys.`);
-  renderConnect();
+  renderSnippet();
 }
 
 async function createKey(event) {
@@ -178,9 +178,7 @@ async function createKey(event) {
     show("new-key", true);
     $("key-name").value = "";
     say(keysStatus, "");
-    await loadKeys();
-    $("connect-key").value = created.id; // quick connect shows the new key
-    renderSnippet();
+    await loadKeys(); // quick connect shows the new key
     $("copy-key").focus();
   } catch (error) {
     failed(keysStatus, error);
@@ -198,52 +196,48 @@ async function revokeKey(key) {
 }
 
 // ---- quick connect ----
+// A snippet runs as copied: it holds the new key while that is on screen, and otherwise
+// reads CLOUDGPT_API_KEY from the environment (the note under it says how to set it).
 
+const ENV = "CLOUDGPT_API_KEY";
 const SNIPPETS = {
   curl: (base, key) => `curl ${base}/chat/completions \\
-  -H "Authorization: Bearer ${key}" \\
+  -H "Authorization: Bearer ${key || `$${ENV}`}" \\
   -H "Content-Type: application/json" \\
   -d '{"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]}'`,
-  Python: (base, key) => `from openai import OpenAI
+  Python: (base, key) => `${key ? "" : "import os\n\n"}from openai import OpenAI
 
-client = OpenAI(base_url="${base}", api_key="${key}")
+client = OpenAI(base_url="${base}", api_key=${key ? `"${key}"` : `os.environ["${ENV}"]`})
 reply = client.chat.completions.create(
     model="openai", messages=[{"role": "user", "content": "Hello!"}]
 )
 print(reply.choices[0].message.content)`,
   JavaScript: (base, key) => `import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: "${base}", apiKey: "${key}" });
+const client = new OpenAI({ baseURL: "${base}", apiKey: ${key ? `"${key}"` : `process.env.${ENV}`} });
 const reply = await client.chat.completions.create({
   model: "openai",
   messages: [{ role: "user", content: "Hello!" }],
 });
 console.log(reply.choices[0].message.content);`,
-  httpx: (base, key) => `import httpx
+  httpx: (base, key) => `${key ? "" : "import os\n\n"}import httpx
 
 reply = httpx.post(
     "${base}/chat/completions",
-    headers={"Authorization": "Bearer ${key}"},
+    headers={"Authorization": ${key ? `"Bearer ${key}"` : `f"Bearer {os.environ['${ENV}']}"`}},
     json={"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]},
     timeout=300,
 )
 print(reply.json()["choices"][0]["message"]["content"])`,
 };
 
-function renderConnect() {
-  const select = $("connect-key");
-  const previous = select.value;
-  select.replaceChildren(...keys.map((key) => el("option", { value: key.id }, `${key.name} (${key.prefix})`)));
-  if (!keys.length) select.append(el("option", { value: "" }, "Create a key first"));
-  if (keys.some((key) => key.id === previous)) select.value = previous;
-  renderSnippet();
-}
-
 function renderSnippet() {
-  const key = keys.find((k) => k.id === $("connect-key").value);
-  const placeholder = key ? key.prefix : "cgpt_...";
+  const key = $("new-key-value").textContent; // on screen only until "Done"
   $("base-url").textContent = config.baseUrl;
-  $("snippet").textContent = SNIPPETS[language](config.baseUrl, placeholder);
+  $("snippet").textContent = SNIPPETS[language](config.baseUrl, key);
+  $("snippet-note").textContent = key
+    ? "This snippet holds your new key and runs as copied. Keep it secret; once you press Done, snippets read the key from CLOUDGPT_API_KEY instead."
+    : `This snippet reads your key from the environment variable ${ENV}. Set it first, with the key you copied when you created it: export ${ENV}=cgpt_… (PowerShell: $env:${ENV} = "cgpt_…").`;
   for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
 }
 
@@ -271,10 +265,10 @@ async function start() {
   $("hide-key").addEventListener("click", () => {
     $("new-key-value").textContent = "";
     show("new-key", false);
+    renderSnippet();
     $("key-name").focus();
   });
   $("copy-snippet").addEventListener("click", (event) => copy($("snippet").textContent, event.currentTarget));
-  $("connect-key").addEventListener("change", renderSnippet);
   $("sign-out").addEventListener("click", () => auth.signOut().catch((error) => say(status, error.message, "error")));
   snippetTabs();
   try {
@@ -288,10 +282,15 @@ async function start() {
   signInForms(mode, (config.auth && config.auth.methods) || []);
   say(status, "");
   try {
-    auth = await startAuth(config, onSession, () => {
-      show("recovery-form", true); // the reset link signed the person in; the password is next
-      $("new-password").focus();
-    });
+    auth = await startAuth(
+      config,
+      onSession,
+      () => {
+        show("recovery-form", true); // the reset link signed the person in; the password is next
+        $("new-password").focus();
+      },
+      (message, kind) => say(status, message, kind),
+    );
   } catch (error) {
     show("signed-out", true);
     say(status, error.message, "error");
