@@ -362,54 +362,55 @@ class _Operation:
 
 
 _PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """An optional query parameter, as OpenAPI describes one."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _key_id(what: str) -> dict[str, Any]:
+    return _query(
+        "keyId", f"Only this key's {what} (one of yours; another user's key id has none).",
+        type="string", pattern="^key_[A-Za-z0-9]{20}$",
+    )  # fmt: skip
+
+
+def _format(what: str) -> dict[str, Any]:
+    return _query(
+        "format", f"`csv`: the {what} as `text/csv` with a header row, for spreadsheets.",
+        type="string", enum=["json", "csv"], default="json",
+    )  # fmt: skip
+
+
 _USAGE_QUERY = (
-    {
-        "name": "days", "in": "query", "required": False,
-        "description": "How many UTC days to cover, today included.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 90, "default": 30},
-    },
-    {
-        "name": "keyId", "in": "query", "required": False,
-        "description": "Only this key's usage (one of yours; another user's key id has none).",
-        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
-    },
-    {
-        "name": "format", "in": "query", "required": False,
-        "description": "`csv`: the rows as `text/csv` with a header row, for spreadsheets.",
-        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
-    },
-)  # fmt: skip
+    _query(
+        "days",
+        "How many UTC days to cover, today included.",
+        type="integer",
+        minimum=1,
+        maximum=90,
+        default=30,
+    ),
+    _key_id("usage"),
+    _format("rows"),
+)
 _ACTIVITY_QUERY = (
-    {
-        "name": "limit", "in": "query", "required": False,
-        "description": "How many entries at most (a CSV without it holds every entry kept that matches).",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-    },
-    {
-        "name": "before", "in": "query", "required": False,
-        "description": "An entry's id: the page of entries older than it (one of yours, still kept).",
-        "schema": {"type": "string", "pattern": "^req_[0-9a-f]{24}$"},
-    },
-    {
-        "name": "keyId", "in": "query", "required": False,
-        "description": "Only this key's requests (one of yours; another user's key id has none).",
-        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
-    },
-    {
-        "name": "model", "in": "query", "required": False,
-        "description": "Only requests for this model id.",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"},
-    },
-    {
-        "name": "status", "in": "query", "required": False,
-        "description": "`ok`: only answers without an error; `error`: only those with one.",
-        "schema": {"type": "string", "enum": ["ok", "error"]},
-    },
-    {
-        "name": "format", "in": "query", "required": False,
-        "description": "`csv`: the entries as `text/csv` with a header row (times in ISO 8601, UTC).",
-        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
-    },
+    _query(
+        "limit", "How many entries at most (a CSV without it holds every entry kept that matches).",
+        type="integer", minimum=1, maximum=200, default=50,
+    ),
+    _query(
+        "before", "An entry's id: the page of entries older than it (one of yours, still kept).",
+        type="string", pattern="^req_[0-9a-f]{24}$",
+    ),
+    _key_id("requests"),
+    _query("model", "Only requests for this model id.", type="string", pattern="^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"),
+    _query(
+        "status", "`ok`: only answers without an error; `error`: only those with one.",
+        type="string", enum=["ok", "error"],
+    ),
+    _format("entries (times in ISO 8601, UTC)"),
 )  # fmt: skip
 _CSV = {"type": "string", "description": "A header row, then one line per row."}
 _KEY_ERRORS = (401, 429, 503)
