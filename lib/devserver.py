@@ -7,16 +7,20 @@ matches (the function still sees the path asked for) and its headers.
 It runs on granian: one worker process per core, each like a warm Vercel
 instance, serving requests on threads over keep-alive connections, with bodies
 read as they arrive and streamed answers sent chunk by chunk as they are produced.
+It reads a `.env` in the working directory (the environment wins over it) and
+refuses to start on a port something already listens on.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import mimetypes
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -305,11 +309,46 @@ def _running_at(host: str, port: int) -> tuple[str, int]:
         return host, port
 
 
+def read_dotenv(path: Path = Path(".env")) -> None:
+    """The variables of `path` (a `.env` in the working directory), where the environment has none.
+
+    What the shell already says wins, as with every `.env` reader: a one-off
+    `PORT=4000 make dev` needs no edit of the file.
+    """
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """Exit naming the port when something listens on it already.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would start
+    and share it with the first, requests alternating between them. A plain bind
+    (SO_REUSEADDR only, which lets a port in TIME_WAIT be reused) fails instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            taken = error.errno == errno.EADDRINUSE
+            sys.exit(
+                f"Port {port} on {host} is taken: another server (another `make dev`?) listens there. "
+                "Stop it, or pick another port: PORT=3001 make dev."
+                if taken
+                else f"Cannot listen on {host}:{port}: {error.strerror}."
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
     from granian.server import Server
 
+    read_dotenv()
     # Local whatever the shell or `vercel env pull` says: with VERCEL set, the embedded stores
     # would be switched off and every request answered 503.
     os.environ.pop("VERCEL", None)
@@ -338,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("Sign-in links are only for the embedded default (no Supabase, not on Vercel).")
         print(signin)
         return
+    refuse_taken_port(args.host, args.port)
     signin = signin_line(args.host, args.port)
     print(f"CloudGPT serving on http://{args.host}:{args.port} ({args.workers} workers)", flush=True)
     if signin:
