@@ -90,7 +90,7 @@ def _guarded(label: str, step: Callable[[], list[Finding]]) -> list[Finding]:
 # What each of the key store's failures asks the operator to do (GET /api/health's `problem`).
 PROBLEMS = {
     "functions_missing": "its SQL functions are missing: apply supabase/migrations (docs/deploy.md)",
-    "wrong_key": "it refused the project key (401): check SUPABASE_SERVICE_ROLE_KEY",
+    "wrong_key": "it refused the project key (401): check SUPABASE_SECRET_KEY",
     "unreachable": "no answer in time: check SUPABASE_URL, and that the project is not paused",
 }
 

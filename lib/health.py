@@ -72,9 +72,9 @@ def missing(current: Settings) -> list[str]:
         if current.supabase_url is None:
             names.append("SUPABASE_URL")
         if current.supabase_service_role_key is None:
-            names.append("SUPABASE_SERVICE_ROLE_KEY")
+            names.append("SUPABASE_SECRET_KEY")  # or its legacy name, SUPABASE_SERVICE_ROLE_KEY
     if current.supabase_url is not None and current.supabase_anon_key is None:
-        names.append("SUPABASE_ANON_KEY")  # without it the pages offer no sign-in
+        names.append("SUPABASE_PUBLISHABLE_KEY")  # (or SUPABASE_ANON_KEY) else the pages offer no sign-in
     if current.on_vercel and current.upstash_redis_rest_url is None:
         names += ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"]
     return names

@@ -103,6 +103,11 @@ def _read_or_create(path: Path) -> None:
             draft.unlink()
 
 
+def operator() -> str:
+    """The local operator's user id: whom the one-time links sign in, so whose keys the dashboard shows."""
+    return _identity()["operator"]
+
+
 def new_code() -> str:
     """A fresh one-time code (the expired ones are swept on the way)."""
     code = secrets.token_urlsafe(32)

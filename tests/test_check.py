@@ -77,7 +77,7 @@ def test_the_check_of_an_unconfigured_vercel_deployment_names_what_is_missing_an
     assert status == 1
     assert line(lines, "warn  configuration") == (
         "warn  configuration (on vercel, region fra1): missing MAPLEAI_API_KEY, SUPABASE_URL, "
-        "SUPABASE_SERVICE_ROLE_KEY, UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN"
+        "SUPABASE_SECRET_KEY, UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN"
     )
     assert line(lines, "FAIL  key store") == (
         "FAIL  key store: none configured, not usable (key_store_not_configured)"

@@ -89,7 +89,7 @@ NO_FUNCTION = error_body(
     [
         ("functions_missing", {}, "its SQL functions are missing: apply supabase/migrations (docs/deploy.md)"),
         ("wrong_key", {"SUPABASE_SERVICE_ROLE_KEY": "not-the-projects-key"},
-         "it refused the project key (401): check SUPABASE_SERVICE_ROLE_KEY"),
+         "it refused the project key (401): check SUPABASE_SECRET_KEY"),
         ("unreachable", {"SUPABASE_URL": f"http://127.0.0.1:{free_port()}"},
          "no answer in time: check SUPABASE_URL, and that the project is not paused"),
     ],
@@ -119,11 +119,11 @@ def test_each_key_store_failure_is_named_and_so_is_the_missing_publishable_key(
         "error": "key_store_unavailable",
         "problem": problem,
     }
-    assert report["missing"] == ["MAPLEAI_API_KEY", "SUPABASE_ANON_KEY"]
+    assert report["missing"] == ["MAPLEAI_API_KEY", "SUPABASE_PUBLISHABLE_KEY"]
     assert status == 1
     assert line(lines, "FAIL  key store") == (
         f"FAIL  key store: supabase, not usable (key_store_unavailable): {advice}"
     )
     assert line(lines, "warn  configuration") == (
-        "warn  configuration (on local): missing MAPLEAI_API_KEY, SUPABASE_ANON_KEY"
+        "warn  configuration (on local): missing MAPLEAI_API_KEY, SUPABASE_PUBLISHABLE_KEY"
     )
