@@ -50,7 +50,7 @@ screenshots:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
 	CLOUDGPT_SCREENSHOTS=docs/img .venv/bin/python -m pytest -q \
 		tests/test_pages_dashboard.py::test_dashboard_screenshot \
-		tests/test_pages_playground.py::test_chat_answer_grows_while_the_provider_is_still_sending
+		tests/test_pages_playground.py::test_a_conversation_is_sent_whole_with_system_prompt_temperature_and_max_tokens
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
