@@ -13,7 +13,6 @@ them) and the latency of a call, one worker so that there is one instance.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway import p50_p99, sample  # noqa: E402
-from bench.limits import TOKEN, serve_upstash  # noqa: E402
+from bench.limits import TOKEN, start_upstash  # noqa: E402
 from tests.conftest import Gateway  # noqa: E402
 
 ADDRESSES = 250  # 127.0.0.2 ... : each under the route's 30 calls a minute
@@ -36,14 +35,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="health calls measured")
     args = parser.parse_args()
 
-    upstash_end, child_end = multiprocessing.Pipe()
-    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
-    upstash.start()
-    upstash_url = upstash_end.recv()
-
-    def upstash_requests() -> int:
-        upstash_end.send("requests")
-        return upstash_end.recv()
+    upstash_url, upstash_requests, stop_upstash = start_upstash()
 
     clients = [
         httpx.Client(transport=httpx.HTTPTransport(local_address=f"127.0.0.{n + 2}"))
@@ -71,8 +63,7 @@ def main() -> None:
             gateway.stop()
             for client in clients:
                 client.close()
-    upstash_end.send("stop")
-    upstash.join(10)
+    stop_upstash()
 
     p50, p99 = p50_p99(samples)
     total = args.requests + 100
