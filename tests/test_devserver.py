@@ -291,3 +291,26 @@ def test_clients_stalled_in_their_headers_hold_up_no_one_and_are_let_go(
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_seventy_clients_stalled_in_their_bodies_leave_threads_for_everyone_else(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # Each holds one of the worker's 128 threads for as long as it stays (granian's body reads
+    # have no timeout): the others are served meanwhile.
+    gateway = start_gateway(
+        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"), RATE_LIMIT_CHAT_ANONYMOUS="100000"
+    )
+    stalled = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(70)]
+    try:
+        for sock in stalled:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"mo'
+            )
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            body = {"model": "openai", "messages": [{"role": "user", "content": "not stalled either"}]}
+            assert client.post("/api/chat", json=body).status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
