@@ -35,6 +35,11 @@ class ErrorDetail(BaseModel):
     ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
+    requestId: str | None = Field(
+        None,
+        description="The request's `X-Request-Id`, to quote in a bug report (absent in a stream's last event).",
+        pattern=r"^req_[0-9a-f]{24}$",
+    )
 
 
 class ErrorEnvelope(BaseModel):

@@ -201,6 +201,17 @@ def test_another_user_sees_none_of_it_and_a_key_reads_its_own_users(gateway_on: 
     assert stolen.status_code == 400 and stolen.json()["error"]["param"] == "before"
 
 
+def test_an_error_envelope_carries_the_request_id_its_entry_has(gateways: dict[str, Gateway]) -> None:
+    user = User(gateways["sqlite"])
+    failed = user.post("/api/chat", _chat("status:500", model="mistral"))
+    assert failed.status_code == 502
+    request_id = failed.headers["X-Request-Id"]
+    assert failed.json()["error"]["requestId"] == request_id
+    assert user.entries(1)[0]["id"] == request_id
+    unrouted = gateways["sqlite"].client.get("/api/nowhere")
+    assert unrouted.json()["error"]["requestId"] == unrouted.headers["X-Request-Id"]
+
+
 def test_anonymous_traffic_leaves_no_entry(gateway_on: Gateway) -> None:
     user = User(gateway_on)
     anonymous = gateway_on.client.post("/api/chat", json=_chat("anonymous"))
