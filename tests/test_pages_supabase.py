@@ -197,3 +197,20 @@ def test_the_github_button_signs_in_through_the_provider(
     browser.find("#oauth button").click()  # to Supabase's authorize, the provider, and back
     signed_in_as(browser, supabase.auth.oauth_email)
     assert "access_token" not in browser.driver.current_url
+
+
+def test_the_playground_chats_as_the_signed_in_user(browser: Browser, supabase_gateway: Gateway) -> None:
+    email = new_email()
+    open_dashboard(browser, supabase_gateway)
+    fill(browser, email, PASSWORD)
+    browser.find("#sign-up").click()
+    signed_in_as(browser, email)
+    browser.driver.get(f"{supabase_gateway.url}/playground?model=openai")
+    browser.wait(lambda: browser.find("#model").is_enabled(), what="the model list")
+    browser.text_of("#caller", f"Signed in as {email}")
+    box = browser.find("#prompt")
+    box.send_keys("as a Supabase user", Keys.ENTER)
+    browser.text_of("#status", "Done.")
+    meta = browser.text("#thread li.assistant:last-child .meta")
+    assert "Limit 100000/min" in meta  # the authenticated budget, with no key typed
+    assert browser.find("#apikey").get_attribute("value") == ""

@@ -42,7 +42,9 @@ export async function apiError(response) {
   } catch {
     // not JSON: keep the status line
   }
-  if (response.status === 429) message = `${message} ${retryText(response)}`.trim();
+  const retry = response.status === 429 ? retryText(response) : "";
+  // Said once: the server's own "retry after N s" gives way to when, in the reader's time.
+  if (retry) message = `${message.replace(/[;,.]?\s*retry after \d+ s\.?$/i, ".")} ${retry}`;
   return new ApiError(message, { status: response.status, code, response });
 }
 
