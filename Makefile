@@ -4,6 +4,7 @@
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
+#            what GET /api/health costs Upstash per 1,000 calls,
 #            what the OpenAI-compatible routes cost through the official SDK,
 #            what the accounts routes (config, local sign-in) cost and import
 #            what recording usage adds to the time to the last byte
@@ -35,6 +36,7 @@ bench:
 	.venv/bin/python bench/faults.py
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
+	.venv/bin/python bench/health.py
 	.venv/bin/python bench/sdk.py
 	.venv/bin/python bench/accounts.py
 	.venv/bin/python bench/usage.py
