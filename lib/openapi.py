@@ -35,6 +35,11 @@ class ErrorDetail(BaseModel):
     ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
+    requestId: str | None = Field(
+        None,
+        description="The request's `X-Request-Id`, to quote in a bug report (absent in a stream's last event).",
+        pattern=r"^req_[0-9a-f]{24}$",
+    )
 
 
 class ErrorEnvelope(BaseModel):
@@ -247,7 +252,9 @@ class ActivityEntry(BaseModel):
 
     id: str = Field(description="The request's `X-Request-Id`.", pattern=r"^req_[0-9a-f]{24}$")
     time: int = Field(description="When it arrived (Unix milliseconds).")
-    keyId: str = Field(description="The key it was made with; revoked keys stay listed.")
+    keyId: str = Field(
+        description='The key it was made with (revoked keys stay listed); `""` for a signed-in call.'
+    )
     model: str | None = Field(description="The model asked for; null if the request failed before one.")
     modality: Literal["chat", "image", "video"]
     provider: str | None = Field(

@@ -189,8 +189,8 @@ def csv_response(columns: tuple[str, ...], rows: Iterable[dict[str, object]], na
     )
 
 
-def error_response(error: GatewayError) -> Response:
-    response = json_response(error.envelope(), error.status, error.headers)
+def error_response(error: GatewayError, request: Request) -> Response:
+    response = json_response(error.envelope(request.id), error.status, error.headers)
     response.error = error.code
     return response
 
@@ -275,10 +275,10 @@ def endpoint(**handlers: Handler) -> WSGIApp:
             else:
                 response = handlers[request.method](request)
         except GatewayError as error:
-            response = error_response(error)
+            response = error_response(error, request)
         except Exception:
             log.exception("unhandled error in %s %s (%s)", request.method, request.path, request.id)
-            response = error_response(InternalError("Something went wrong inside the gateway."))
+            response = error_response(InternalError("Something went wrong inside the gateway."), request)
         return _start(request, response, start_response)
 
     return app
@@ -346,7 +346,8 @@ def failing(error: GatewayError) -> WSGIApp:
     """A WSGI app that answers every request with `error`, e.g. a 404 for no route."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return _start(Request(environ), error_response(error), start_response)
+        request = Request(environ)
+        return _start(request, error_response(error, request), start_response)
 
     return app
 

@@ -139,3 +139,19 @@ export function stackTables(root) {
     new MutationObserver(label).observe(table.tBodies[0], { childList: true });
   }
 }
+
+/** Fill `container` with one tab button per name; `chosen(name)` when one is pressed. */
+export function tabs(container, names, chosen) {
+  container.replaceChildren(
+    ...names.map((name) => {
+      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
+      tab.addEventListener("click", () => chosen(name));
+      return tab;
+    }),
+  );
+}
+
+/** Mark the tab of `name` as the selected one. */
+export function selectTab(container, name) {
+  for (const tab of container.children) tab.setAttribute("aria-selected", String(tab.value === name));
+}
