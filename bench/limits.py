@@ -57,6 +57,23 @@ def serve_upstash(commands: Connection) -> None:
         redis.stop()
 
 
+def start_upstash() -> tuple[str, Callable[[], int], Callable[[], None]]:
+    """The emulator's URL, a function counting the requests it received so far, and its stop."""
+    upstash_end, child_end = multiprocessing.Pipe()
+    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
+    upstash.start()
+
+    def requests() -> int:
+        upstash_end.send("requests")
+        return upstash_end.recv()
+
+    def stop() -> None:
+        upstash_end.send("stop")
+        upstash.join(10)
+
+    return upstash_end.recv(), requests, stop
+
+
 def configure(env: dict[str, str]) -> None:
     """Point this process's settings at a backend (settings are read once, so re-read them)."""
     for name in ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"):
@@ -87,15 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.requests
 
-    upstash_end, child_end = multiprocessing.Pipe()
-    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
-    upstash.start()
-    upstash_url = upstash_end.recv()
-
-    def upstash_requests() -> int:
-        upstash_end.send("requests")
-        return upstash_end.recv()
-
+    upstash_url, upstash_requests, stop_upstash = start_upstash()
     backends = {
         "sqlite": {},
         "upstash": {"UPSTASH_REDIS_REST_URL": upstash_url, "UPSTASH_REDIS_REST_TOKEN": TOKEN},
@@ -127,8 +136,7 @@ def main() -> None:
         (s50, s99), (u50, u99) = p50_p99(through["sqlite"]), p50_p99(through["upstash"])
         print(f"{'Upstash over SQLite, end to end':<44} {u50 - s50:+8.3f} {u99 - s99:+8.3f}")
 
-    upstash_end.send("stop")
-    upstash.join(10)
+    stop_upstash()
 
     # httpx is imported by every function already: only what upstash_redis adds is its cost.
     code = (

@@ -35,6 +35,11 @@ class ErrorDetail(BaseModel):
     ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
+    requestId: str | None = Field(
+        None,
+        description="The request's `X-Request-Id`, to quote in a bug report (absent in a stream's last event).",
+        pattern=r"^req_[0-9a-f]{24}$",
+    )
 
 
 class ErrorEnvelope(BaseModel):
@@ -94,6 +99,9 @@ class CatalogModel(BaseModel):
     description: str
     contextWindow: int | None = Field(None, description="Chat models: tokens of context.")
     maxDuration: int | None = Field(None, description="Video models: the longest clip, in seconds.")
+    fallback: str | None = Field(
+        None, description="The model tried next when this one's provider fails before answering."
+    )
 
 
 class CatalogModelList(BaseModel):
@@ -234,6 +242,44 @@ class UsageReport(BaseModel):
     to: str = Field(description="The last UTC day covered: today.")
     data: list[UsageRow] = Field(description="Newest day first; rows with nothing in them are left out.")
     totals: UsageCounts
+    revokedKeys: dict[str, str] = Field(
+        description="The names of the revoked keys `data` has rows of, by key id (keys revoked through the API)."
+    )
+
+
+class ActivityEntry(BaseModel):
+    """One request of one of the user's keys, once answered: what happened to it, never what it said."""
+
+    id: str = Field(description="The request's `X-Request-Id`.", pattern=r"^req_[0-9a-f]{24}$")
+    time: int = Field(description="When it arrived (Unix milliseconds).")
+    keyId: str = Field(
+        description='The key it was made with (revoked keys stay listed); `""` for a signed-in call.'
+    )
+    model: str | None = Field(description="The model asked for; null if the request failed before one.")
+    modality: Literal["chat", "image", "video"]
+    provider: str | None = Field(
+        description="The provider that answered (or failed); null if none was asked."
+    )
+    status: int = Field(description="The HTTP status the caller got.")
+    error: str | None = Field(
+        description="The error code the caller got, in the envelope or a stream's last event; null if none."
+    )
+    latencyMs: int = Field(ge=1, description="From the request's arrival to its answer's last byte.")
+    firstByteMs: int = Field(ge=1, description="From the request's arrival to its answer's first byte.")
+    promptTokens: int = Field(ge=0, description="As the provider stated them; 0 when it gave none.")
+    completionTokens: int = Field(ge=0)
+    images: int = Field(ge=0, description="Images delivered.")
+    videoSeconds: int = Field(ge=0, description="The requested duration of the clip delivered.")
+    stream: bool = Field(description="Whether a stream was asked for.")
+    fallback: bool = Field(
+        description="Whether `provider` was not the first one tried: the model's fallback."
+    )
+
+
+class ActivityList(BaseModel):
+    object: Literal["list"]
+    data: list[ActivityEntry] = Field(description="Newest first.")
+    hasMore: bool = Field(description="Whether older entries match: ask again with `before` the last id.")
 
 
 _ERRORS = {
@@ -326,18 +372,57 @@ class _Operation:
 
 
 _PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """An optional query parameter, as OpenAPI describes one."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _key_id(what: str) -> dict[str, Any]:
+    return _query(
+        "keyId", f"Only this key's {what} (one of yours; another user's key id has none).",
+        type="string", pattern="^key_[A-Za-z0-9]{20}$",
+    )  # fmt: skip
+
+
+def _format(what: str) -> dict[str, Any]:
+    return _query(
+        "format", f"`csv`: the {what} as `text/csv` with a header row, for spreadsheets.",
+        type="string", enum=["json", "csv"], default="json",
+    )  # fmt: skip
+
+
 _USAGE_QUERY = (
-    {
-        "name": "days", "in": "query", "required": False,
-        "description": "How many UTC days to cover, today included.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 90, "default": 30},
-    },
-    {
-        "name": "keyId", "in": "query", "required": False,
-        "description": "Only this key's usage (one of yours; another user's key id has none).",
-        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
-    },
+    _query(
+        "days",
+        "How many UTC days to cover, today included.",
+        type="integer",
+        minimum=1,
+        maximum=90,
+        default=30,
+    ),
+    _key_id("usage"),
+    _format("rows"),
+)
+_ACTIVITY_QUERY = (
+    _query(
+        "limit", "How many entries at most (a CSV without it holds every entry kept that matches).",
+        type="integer", minimum=1, maximum=200, default=50,
+    ),
+    _query(
+        "before", "An entry's id: the page of entries older than it (one of yours, still kept).",
+        type="string", pattern="^req_[0-9a-f]{24}$",
+    ),
+    _key_id("requests"),
+    _query("model", "Only requests for this model id.", type="string", pattern="^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"),
+    _query(
+        "status", "`ok`: only answers without an error; `error`: only those with one.",
+        type="string", enum=["ok", "error"],
+    ),
+    _format("entries (times in ISO 8601, UTC)"),
 )  # fmt: skip
+_CSV = {"type": "string", "description": "A header row, then one line per row."}
 _KEY_ERRORS = (401, 429, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
@@ -454,8 +539,20 @@ _OPERATIONS = (
     ),
     _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
-        _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
+        _Answer(
+            "The caller's usage, all of their keys (revoked ones too), and its totals.",
+            {"application/json": UsageReport, "text/csv": _CSV},
+        ),
         auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
+    ),
+    _Operation(
+        "get", ("/api/activity",), "Your requests one by one, newest first", "Usage",
+        _Answer(
+            "The caller's requests (of their keys, to the generation routes), each once answered; "
+            "kept at least 7 days and at least the last 1,000.",
+            {"application/json": ActivityList, "text/csv": _CSV},
+        ),
+        auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_ACTIVITY_QUERY,
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",

@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Sequence
 from functools import cache, lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-import httptools
-
 if TYPE_CHECKING:
     import ssl
+
+    import httptools
 
 Address = tuple[int, tuple]  # a socket family and an address of that family, as getaddrinfo gives them
 
@@ -167,10 +168,12 @@ class Response:
     """
 
     def __init__(self, pool: Pool, connection: _Connection, until: float) -> None:
+        llhttp = _llhttp()
         self._pool = pool
         self._connection: _Connection | None = connection
         self._events = events = _Events()
-        self._parser = events.parser = httptools.HttpResponseParser(events)
+        self._parser = events.parser = llhttp.HttpResponseParser(events)
+        self._refusals = (llhttp.HttpParserError, llhttp.HttpParserUpgrade)
         self._broken = False
         received = 0
         while not events.head:
@@ -205,10 +208,10 @@ class Response:
             return data
         try:
             self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
+        except self._refusals as error:
             self._broken = True
             if not self._events.done:  # after the answer's end, it only means the connection is not kept
-                if isinstance(error, httptools.HttpParserUpgrade):
+                if isinstance(error, self._refusals[1]):
                     raise ProtocolError("the answer switched protocols, which was not asked for") from None
                 raise ProtocolError(f"the answer is not well-formed HTTP/1.1: {error}") from None
         return data
@@ -261,7 +264,7 @@ class Response:
                 self._parser.feed_data(data)
                 if events.done:
                     return
-        except (OSError, httptools.HttpParserError, httptools.HttpParserUpgrade):
+        except (OSError, *self._refusals):
             self._broken = True  # nothing more is here yet, or it is not HTTP
         finally:
             events.body.clear()
@@ -458,6 +461,14 @@ def _connect_to(addresses: Sequence[Address], until: float) -> socket.socket:
             if isinstance(error, TimeoutError):
                 break
     raise failure
+
+
+@cache
+def _llhttp() -> ModuleType:
+    """httptools, imported with the first answer rather than with the function (cold starts)."""
+    import httptools
+
+    return httptools
 
 
 @cache

@@ -11,13 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lib.errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, PayloadTooLarge
+from lib.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from lib.settings import settings
 
 log = logging.getLogger("cloudgpt")
 
@@ -28,6 +38,10 @@ EXPOSED_HEADERS = (
 _READ_CHUNK = 64 * 1024
 
 
+# A host as a URL carries it: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
 class Request:
     """One incoming request, read lazily from the WSGI environ."""
 
@@ -36,6 +50,7 @@ class Request:
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = environ.get("PATH_INFO", "/")
         self.id = "req_" + os.urandom(12).hex()  # what secrets.token_hex(12) is, without its layers
+        self.started = time.perf_counter()  # when it arrived, for the latency its activity entry states
         # Headers every response to this request carries (rate-limit state, provider).
         self.response_headers: dict[str, str] = {}
         # Called once the answer was sent or abandoned (the server closed its body), with
@@ -86,6 +101,24 @@ class Request:
         return b"".join(parts)
 
 
+def origin(request: Request) -> str:
+    """The origin the caller reached: the request's scheme and its `Host`.
+
+    Only `Host` is read, never `X-Forwarded-Host`: Vercel sets `Host` to the domain the
+    client asked for (it routes on it), but a function's environ cannot tell the
+    platform's `x-forwarded-host` from a client's `X_Forwarded_Host`, which Vercel's
+    runtime also writes to `HTTP_X_FORWARDED_HOST`. The scheme is the runtime's, from
+    `x-forwarded-proto`, which the platform sets.
+    """
+    environ = request.environ
+    host = request.header("Host") or ""
+    if not _HOST.fullmatch(host):
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '80')}"
+        if not _HOST.fullmatch(host):
+            host = "localhost"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
 
@@ -115,6 +148,11 @@ class Response:
         self.headers = headers or {}
         # What producing the answer used (`promptTokens`, ...), and `errors` once it failed midway.
         self.used: dict[str, int] = {}
+        # The error code the caller heard, in the envelope or in a stream's last event.
+        self.error: str | None = None
+        # perf_counter() when the server took the first byte of the body, and when it closed it.
+        self.first_byte_at: float | None = None
+        self.ended_at: float | None = None
 
 
 def dumps(data: object) -> bytes:
@@ -130,8 +168,31 @@ def json_response(data: object, status: int = 200, headers: dict[str, str] | Non
     )
 
 
-def error_response(error: GatewayError) -> Response:
-    return json_response(error.envelope(), error.status, error.headers)
+def csv_response(columns: tuple[str, ...], rows: Iterable[dict[str, object]], name: str) -> Response:
+    """`rows` as `text/csv` for spreadsheets: a header row of `columns`, then one line per row, downloaded as `name`."""
+    import csv  # only the routes that offer CSV pay for it
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    body = text.getvalue().encode()
+    return Response(
+        [body],
+        200,
+        {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Length": str(len(body)),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
+def error_response(error: GatewayError, request: Request) -> Response:
+    response = json_response(error.envelope(request.id), error.status, error.headers)
+    response.error = error.code
+    return response
 
 
 def event_stream(
@@ -155,7 +216,7 @@ def event_stream(
     )
     if used is not None:
         response.used = used
-    response.body = _guarded(events, response.used)
+    response.body = _guarded(events, response)
     return response
 
 
@@ -172,20 +233,24 @@ def media_stream(chunks: Iterable[bytes], content_type: str, content_length: int
     return Response(chunks, 200, headers)
 
 
-def _guarded(events: Iterator[bytes], used: dict[str, int]) -> Iterator[bytes]:
+def _guarded(events: Iterator[bytes], response: Response) -> Iterator[bytes]:
     try:
         yield from events
     except GatewayError as error:
-        used["errors"] = 1
-        yield b"data: " + dumps(error.envelope()) + b"\n\n"
+        yield _last_event(error, response)
     except Exception:
         log.exception("stream failed")
-        used["errors"] = 1
-        yield b"data: " + dumps(InternalError("The stream failed inside the gateway.").envelope()) + b"\n\n"
+        yield _last_event(InternalError("The stream failed inside the gateway."), response)
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+def _last_event(error: GatewayError, response: Response) -> bytes:
+    """The error event a failed stream ends with, counted as the answer's error."""
+    response.used["errors"], response.error = 1, error.code
+    return b"data: " + dumps(error.envelope()) + b"\n\n"
 
 
 Handler = Callable[[Request], Response]
@@ -199,6 +264,7 @@ def endpoint(**handlers: Handler) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         try:
+            request.response_headers.update(cross_origin(request))
             if request.method == "OPTIONS":
                 response = _preflight(request, allowed)
             elif request.method not in handlers:
@@ -209,10 +275,10 @@ def endpoint(**handlers: Handler) -> WSGIApp:
             else:
                 response = handlers[request.method](request)
         except GatewayError as error:
-            response = error_response(error)
+            response = error_response(error, request)
         except Exception:
             log.exception("unhandled error in %s %s (%s)", request.method, request.path, request.id)
-            response = error_response(InternalError("Something went wrong inside the gateway."))
+            response = error_response(InternalError("Something went wrong inside the gateway."), request)
         return _start(request, response, start_response)
 
     return app
@@ -223,8 +289,6 @@ def _start(request: Request, response: Response, start_response: Callable[..., A
         log.warning("%s %s -> %d (%s)", request.method, request.path, response.status, request.id)
     headers = {
         "X-Request-Id": request.id,
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
         "Cache-Control": "no-store",
         **request.response_headers,
         **response.headers,
@@ -254,12 +318,16 @@ class _Reported:
 
     def __next__(self) -> bytes:
         try:
-            return next(self._chunks)
+            chunk = next(self._chunks)
         except StopIteration:
             raise
-        except Exception:
+        except Exception as error:
             self._failed = True
+            self._response.error = error.code if isinstance(error, GatewayError) else InternalError.code
             raise
+        if self._response.first_byte_at is None and chunk:
+            self._response.first_byte_at = time.perf_counter()
+        return chunk
 
     def close(self) -> None:
         try:
@@ -267,6 +335,7 @@ class _Reported:
             if close is not None:
                 close()
         finally:
+            self._response.ended_at = time.perf_counter()
             try:
                 self._report(self._response, self._failed or bool(self._response.used.get("errors")))
             except Exception:  # the answer is out: what reporting it does must not break the server
@@ -277,9 +346,38 @@ def failing(error: GatewayError) -> WSGIApp:
     """A WSGI app that answers every request with `error`, e.g. a 404 for no route."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return _start(Request(environ), error_response(error), start_response)
+        request = Request(environ)
+        return _start(request, error_response(error, request), start_response)
 
     return app
+
+
+_ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS}
+
+
+def cross_origin(request: Request) -> dict[str, str]:
+    """The CORS headers for this request; a 403 when it comes from a web page that may not call.
+
+    CLOUDGPT_CORS_ORIGINS: `*` lets any page call and read (no credentials: a key is sent
+    by the page's own script). Else only the listed origins and the pages' own origin may:
+    a browser names the page's origin in `Origin`, so a page elsewhere is refused before
+    its request costs anything, not only kept from reading the answer.
+    """
+    allowed = settings().cors_origins
+    if allowed == ("*",):
+        return _ANY_ORIGIN
+    sent = request.header("Origin")
+    if sent is None:  # not a browser's cross-origin call: curl, an SDK, a same-origin GET
+        return {"Vary": "Origin"}
+    if sent.lower() in allowed:
+        return {"Access-Control-Allow-Origin": sent, "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+                "Vary": "Origin"}  # fmt: skip
+    if sent.lower() == origin(request).lower():  # the pages' own: same-origin needs no CORS header
+        return {"Vary": "Origin"}
+    raise PermissionDenied(
+        "Web pages of this origin may not call this API; its operator can allow it in CLOUDGPT_CORS_ORIGINS.",
+        code="origin_not_allowed",
+    )
 
 
 def _preflight(request: Request, allowed: str) -> Response:

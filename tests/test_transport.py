@@ -429,8 +429,8 @@ def test_the_connect_timeout_bounds_every_address_of_a_name_together(monkeypatch
         monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: found)
         started = time.monotonic()
         with pytest.raises(transport.ConnectTimeout):
-            request(transport.Pool("test"), "http://three.example.invalid/", connect_timeout=0.4)
-        assert time.monotonic() - started < 0.7
+            request(transport.Pool("test"), "http://three.example.invalid/", connect_timeout=0.5)
+        assert time.monotonic() - started < 1.2  # one timeout, not three (1.5 s)
 
 
 def test_a_name_that_resolves_slowly_is_bounded_by_the_connect_timeout(
@@ -439,14 +439,14 @@ def test_a_name_that_resolves_slowly_is_bounded_by_the_connect_timeout(
     resolve = socket.getaddrinfo
 
     def slow_resolver(*args: object, **kwargs: object) -> object:
-        time.sleep(2)
+        time.sleep(3)
         return resolve(*args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
     started = time.monotonic()
     with pytest.raises(transport.ConnectTimeout):
         request(transport.Pool("test"), "http://slow.example.invalid/", connect_timeout=0.3)
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.5
 
 
 def pinned_get(pool: transport.Pool, server: ScriptedServer, host: str) -> bytes:

@@ -250,6 +250,7 @@ def test_a_revoked_keys_usage_stays_under_its_id_and_keyid_picks_one_key(usage_g
     assert usage_gateway.client.delete(f"/api/keys/{other_id}", headers=account.token).status_code == 200
     answer = account.usage().json()
     assert {row["keyId"] for row in answer["data"]} == {account.key_id, other_id}
+    assert answer["revokedKeys"] == {other_id: "Default key"}  # the name it had
     only = account.usage(f"?keyId={other_id}&days=1").json()
     assert [row["keyId"] for row in only["data"]] == [other_id]
     assert only["from"] == only["to"]
@@ -265,17 +266,20 @@ BAD_QUERIES = (
     "keyId=nope",
     "keyId=key_x",
     "keyId=",
+    "format=xml",
 )
 
 
-def test_a_bad_query_is_a_400_naming_it(open_gateway: Gateway, api_key: str) -> None:
-    for query in BAD_QUERIES:
-        response = open_gateway.client.get(
-            f"/api/usage?{query}", headers={"Authorization": f"Bearer {api_key}"}
-        )
+def each_is_a_400_naming_it(gateway: Gateway, api_key: str, path: str, queries: tuple[str, ...]) -> None:
+    for query in queries:
+        response = gateway.client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {api_key}"})
         assert response.status_code == 400, query
         assert response.json()["error"]["code"] == "invalid_parameter"
         assert response.json()["error"]["param"] == query.split("=")[0]
+
+
+def test_a_bad_query_is_a_400_naming_it(open_gateway: Gateway, api_key: str) -> None:
+    each_is_a_400_naming_it(open_gateway, api_key, "/api/usage", BAD_QUERIES)
 
 
 def test_usage_needs_credentials(open_gateway: Gateway) -> None:

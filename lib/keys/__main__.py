@@ -35,7 +35,7 @@ def _user(value: str) -> str:
 
 def usage_table(report: dict[str, Any]) -> str:
     """GET /api/usage's answer as a table: a row per day, key, model and modality, then the totals."""
-    head = ["date", "keyId", "model", "modality", *usage.METRICS]
+    head = list(usage.USAGE_COLUMNS)
     rows = [[str(row[name]) if row[name] is not None else "-" for name in head] for row in report["data"]]
     rows.append(["total", "", "", "", *(str(report["totals"][name]) for name in usage.METRICS)])
     widths = [max(len(line[i]) for line in [head, *rows]) for i in range(len(head))]

@@ -42,7 +42,9 @@ export async function apiError(response) {
   } catch {
     // not JSON: keep the status line
   }
-  if (response.status === 429) message = `${message} ${retryText(response)}`.trim();
+  const retry = response.status === 429 ? retryText(response) : "";
+  // Said once: the server's own "retry after N s" gives way to when, in the reader's time.
+  if (retry) message = `${message.replace(/[;,.]?\s*retry after \d+ s\.?$/i, ".")} ${retry}`;
   return new ApiError(message, { status: response.status, code, response });
 }
 
@@ -117,4 +119,39 @@ export async function models() {
 /** A date (Unix seconds, or null) as the reader's local date and time. */
 export function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "never";
+}
+
+/**
+ * Tables marked `stack` become one block per row on a narrow screen (site.css), each cell
+ * labelled with its column's heading: every cell gets `data-label`, now and whenever rows change.
+ */
+export function stackTables(root) {
+  for (const table of root.querySelectorAll("table.stack")) {
+    const label = () => {
+      const headings = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+      for (const row of table.tBodies[0].rows) {
+        [...row.cells].forEach((cell, i) => {
+          if (headings[i] && cell.colSpan === 1) cell.dataset.label = headings[i];
+        });
+      }
+    };
+    label();
+    new MutationObserver(label).observe(table.tBodies[0], { childList: true });
+  }
+}
+
+/** Fill `container` with one tab button per name; `chosen(name)` when one is pressed. */
+export function tabs(container, names, chosen) {
+  container.replaceChildren(
+    ...names.map((name) => {
+      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
+      tab.addEventListener("click", () => chosen(name));
+      return tab;
+    }),
+  );
+}
+
+/** Mark the tab of `name` as the selected one. */
+export function selectTab(container, name) {
+  for (const tab of container.children) tab.setAttribute("aria-selected", String(tab.value === name));
 }

@@ -1,7 +1,9 @@
 // /dashboard: sign in, then API keys (create, shown once, copy, revoke), quick connect
-// snippets and usage. Every key call carries the account's access token, never a key.
+// snippets, usage (usage.js) and activity (activity.js). Every key call carries the account's access token, never a key.
+import { showActivity } from "/assets/activity.js";
 import { startAuth } from "/assets/auth.js";
-import { ApiError, api, copy, el, say, when } from "/assets/common.js";
+import { ApiError, api, copy, el, say, selectTab, stackTables, tabs, when } from "/assets/common.js";
+import { showUsage } from "/assets/usage.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -41,8 +43,9 @@ async function onSession(session) {
   }
   $("who").textContent = session.who;
   if (arriving) say(status, "");
-  const keysLoaded = loadKeys();
-  await Promise.all([keysLoaded, loadUsage(keysLoaded)]);
+  const keysLoaded = loadKeys().then(() => keys);
+  const { names, models } = await showUsage(token, keysLoaded, failed);
+  await showActivity(token, names, models, failed);
 }
 
 function signInForms(mode, methods) {
@@ -235,128 +238,20 @@ function renderSnippet() {
   $("snippet-note").textContent = key
     ? "This snippet holds your new key and runs as copied. Keep it secret; once you press Done, snippets read the key from CLOUDGPT_API_KEY instead."
     : `This snippet reads your key from the environment variable ${ENV}. Set it first, with the key you copied when you created it: export ${ENV}=cgpt_… (PowerShell: $env:${ENV} = "cgpt_…").`;
-  for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
+  selectTab($("snippet-tabs"), language);
 }
 
 function snippetTabs() {
-  $("snippet-tabs").replaceChildren(
-    ...Object.keys(SNIPPETS).map((name) => {
-      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
-      tab.addEventListener("click", () => {
-        language = name;
-        renderSnippet();
-      });
-      return tab;
-    }),
-  );
-}
-
-// ---- usage ----
-
-const MODALITIES = ["chat", "image", "video"];
-
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** Stacked bars: requests per day, one colour per modality. */
-function chart(usage) {
-  const days = [];
-  for (let d = new Date(`${usage.from}T00:00:00Z`); d <= new Date(`${usage.to}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1)) {
-    days.push(d.toISOString().slice(0, 10));
-  }
-  const totals = new Map(days.map((day) => [day, { chat: 0, image: 0, video: 0 }]));
-  for (const row of usage.data) {
-    const day = totals.get(row.date);
-    if (day && row.modality in day) day[row.modality] += row.requests;
-  }
-  const peak = Math.max(1, ...[...totals.values()].map((t) => t.chat + t.image + t.video));
-  const width = 600;
-  const height = 180;
-  const bar = width / Math.max(days.length, 1);
-  const plot = height - 20;
-  const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Requests per day by modality" });
-  days.forEach((day, i) => {
-    let y = plot;
-    for (const modality of MODALITIES) {
-      const count = totals.get(day)[modality];
-      if (!count) continue;
-      const h = (count / peak) * (plot - 16); // the top 16 px hold the "max" label
-      y -= h;
-      const rect = svg("rect", { x: i * bar + 1, y, width: Math.max(bar - 2, 1), height: h, class: `${modality}-bar` });
-      rect.append(svg("title", {}, `${day}: ${count} ${modality}`));
-      picture.append(rect);
-    }
-    if (i % 7 === 0) picture.append(svg("text", { x: i * bar + 1, y: height - 5, class: "axis" }, day.slice(5)));
+  tabs($("snippet-tabs"), Object.keys(SNIPPETS), (name) => {
+    language = name;
+    renderSnippet();
   });
-  picture.append(svg("text", { x: width - 4, y: 10, class: "axis", "text-anchor": "end" }, `max ${peak}/day`));
-  const legend = el(
-    "div",
-    { className: "legend" },
-    MODALITIES.map((m) => el("span", {}, el("span", { className: `swatch ${m}` }), m)),
-  );
-  return [legend, picture];
-}
-
-function usageTable(usage) {
-  const names = new Map(keys.map((key) => [key.id, `${key.name} (${key.prefix})`]));
-  const rows = new Map();
-  for (const row of usage.data) {
-    const id = `${row.keyId} ${row.model}`;
-    const sum = rows.get(id) || { keyId: row.keyId, model: row.model, requests: 0, errors: 0, tokens: 0, images: 0, videoSeconds: 0 };
-    sum.requests += row.requests || 0;
-    sum.errors += row.errors || 0;
-    sum.tokens += (row.promptTokens || 0) + (row.completionTokens || 0);
-    sum.images += row.images || 0;
-    sum.videoSeconds += row.videoSeconds || 0;
-    rows.set(id, sum);
-  }
-  return [...rows.values()].sort((a, b) => b.requests - a.requests).map((r) =>
-    el(
-      "tr",
-      {},
-      el("td", {}, names.get(r.keyId) || (r.keyId ? r.keyId : "(revoked key)")),
-      el("td", {}, r.model),
-      el("td", {}, r.requests),
-      el("td", {}, r.errors),
-      el("td", {}, r.tokens),
-      el("td", {}, r.images),
-      el("td", {}, r.videoSeconds),
-    ),
-  );
-}
-
-// Usage is fetched beside the keys, and its table drawn once they are in: a row names its key.
-async function loadUsage(keysLoaded) {
-  const note = $("usage-status");
-  let response;
-  try {
-    response = await api("/api/usage?days=30", { token });
-  } catch (error) {
-    $("usage-chart").replaceChildren();
-    show("usage-table", false);
-    if (error instanceof ApiError && error.status === 404) {
-      say(note, "Usage per day is not available on this server yet; each key's last use is in the list above.");
-      note.classList.add("muted");
-    } else failed(note, error);
-    return;
-  }
-  const usage = await response.json();
-  await keysLoaded;
-  $("usage-chart").replaceChildren(...chart(usage));
-  const rows = usageTable(usage);
-  $("usage-table").tBodies[0].replaceChildren(...rows);
-  show("usage-table", rows.length > 0);
-  say(note, rows.length ? `${usage.from} to ${usage.to} (UTC).` : "No requests in the last 30 days.");
-  note.classList.add("muted");
 }
 
 // ---- start ----
 
 async function start() {
+  stackTables(document);
   $("password-form").addEventListener("submit", passwordSubmit);
   $("recovery-form").addEventListener("submit", recoverySubmit);
   $("create-form").addEventListener("submit", createKey);
