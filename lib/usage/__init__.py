@@ -26,7 +26,7 @@ from lib.instance import kept
 from lib.settings import Settings, settings
 
 if TYPE_CHECKING:
-    from lib.identity import Caller
+    from lib.caller import Caller
     from lib.web import Request, Response
 
 METRICS = ("requests", "errors", "promptTokens", "completionTokens", "images", "videoSeconds")
@@ -59,11 +59,18 @@ class Entry:
     model: str  # a catalog id; "" when the request failed before naming one
     modality: str
     counts: dict[str, int]
+    # A key's token quota: the count its tokens are added to (lib/keys/records.Quota), and its lifetime.
+    tally: tuple[str, int] | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.counts.get("promptTokens", 0) + self.counts.get("completionTokens", 0)
 
 
 class UsageStore(Protocol):
     def add(self, entries: list[Entry]) -> None:
-        """Add each entry's counts to its row, atomically, in one write; raises UsageUnavailable."""
+        """Add each entry's counts to its row, and its tokens to its `tally`, atomically, in one write;
+        raises UsageUnavailable."""
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         """The user's rows from `first_day` to `last_day` (Unix days, inclusive)."""
@@ -143,11 +150,21 @@ class Meter:
         user, key_id = (
             (self.caller.id, self.caller.key_id or "") if self.caller.authenticated else (ANONYMOUS, "")
         )
-        entry = Entry(today(), user, key_id, self.model, self.modality, counts)
+        entry = Entry(today(), user, key_id, self.model, self.modality, counts, self._tally(counts))
         if settings().on_vercel:
             _record([entry])
         else:
             _writer().put(entry)
+
+    def _tally(self, counts: dict[str, int]) -> tuple[str, int] | None:
+        """Where this answer's tokens count against its key's token quota, if it has one."""
+        key = self.caller.key
+        used = counts.get("promptTokens", 0) + counts.get("completionTokens", 0)
+        if key is None or key.quota is None or key.quota.tokens is None or not used:
+            return None
+        now = time.time()
+        _, tokens, end = key.quota.tallies(key.key_id, now)
+        return tokens, end - int(now) + DAY_SECONDS
 
 
 def meter(request: Request, caller: Caller, modality: str) -> Meter:
