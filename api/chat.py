@@ -19,7 +19,7 @@ def create_chat_completion(request: Request) -> Response:
     body = parse_body(request, "ChatRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("chat", body.model)  # 400 for a model not in the catalog
     caller.may_call(model.id)  # 403 for a model the key may not call
-    meter.model = model.id
+    meter.model, meter.stream = model.id, body.stream
     return providers.chat(model, body)
 
 

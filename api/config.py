@@ -11,7 +11,8 @@ from lib.web import Request, Response, endpoint, json_response
 
 
 def get_config(request: Request) -> Response:
-    return json_response(public_config(request), headers={"Cache-Control": "public, max-age=60"})
+    # `baseUrl` is the host this caller reached: a browser may keep the answer, a shared cache may not.
+    return json_response(public_config(request), headers={"Cache-Control": "private, max-age=60"})
 
 
 app = endpoint(GET=get_config)

@@ -1,23 +1,38 @@
-"""POST /api/session: a local sign-in link's code, exchanged for an access token.
+"""POST /api/session: a local sign-in link's code, exchanged for an access token; DELETE: sign out.
 
 Only in the embedded default (`make dev` without Supabase, never on Vercel): the
 body is `{"code"}` from the link the local server printed; the answer is
 `{"accessToken", "expiresAt", "user": {"id", "email": null}}`, the token good for
 /api/keys like a Supabase Auth one. A used, expired or unknown code is a 401
-`invalid_code`; elsewhere the route does not exist (404).
+`invalid_code`. `DELETE` with `Authorization: Bearer <that token>` ends its
+session: 204, and the token is refused from then on. Elsewhere the route does
+not exist (404); with Supabase, supabase-js signs out at Supabase Auth itself.
 """
 
 from lib import accounts, local_signin
 from lib.errors import NotFound
+from lib.identity import bearer_token
 from lib.validation import parse_body
 from lib.web import Request, Response, endpoint, json_response
 
 
-def open_session(request: Request) -> Response:
+def _local_only(request: Request) -> None:
     if accounts.mode() != "local":
         raise NotFound(f"No route for {request.path}.", code="route_not_found")
+
+
+def open_session(request: Request) -> Response:
+    _local_only(request)
     body = parse_body(request, "SessionRequest")  # 400 naming the field
     return json_response(local_signin.redeem(body.code))  # 401 invalid_code
 
 
-app = endpoint(POST=open_session)
+def end_session(request: Request) -> Response:
+    _local_only(request)
+    local_signin.end_session(
+        bearer_token(request, "Signing out needs 'Authorization: Bearer <access token>'.")
+    )
+    return Response([], 204)
+
+
+app = endpoint(POST=open_session, DELETE=end_session)

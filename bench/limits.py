@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway import BODY, p50_p99, sample  # noqa: E402
-from lib.identity import Caller  # noqa: E402
+from lib.caller import Caller  # noqa: E402
 from lib.limits import enforce  # noqa: E402
 from lib.settings import settings  # noqa: E402
 from tests.conftest import Gateway, free_port  # noqa: E402

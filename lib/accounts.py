@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 JWKS_TIMEOUT_SECONDS = 0.8
 ASYMMETRIC = ("RS256", "ES256")
-LOCAL_ISSUER = "cloudgpt-local"  # lib.local_signin's tokens
 
 
 def _invalid(reason: str) -> AuthenticationError:
@@ -92,9 +91,13 @@ def verify_token(token: str) -> tuple[str, bool]:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:
         raise _invalid("not a JWT") from None
-    local = issuer == LOCAL_ISSUER and mode() == "local"
+    local = None
+    if mode() == "local":
+        from lib import local_signin  # only where sign-in is local; it imports nothing from here
+
+        local = local_signin if issuer == local_signin.ISSUER else None
     try:
-        claims = _local_claims(token) if local else _supabase_claims(token, str(algorithm))
+        claims = local.verify(token) if local else _supabase_claims(token, str(algorithm))
     except jwt.ExpiredSignatureError:
         raise _invalid("expired") from None
     except jwt.InvalidAudienceError:
@@ -109,12 +112,6 @@ def verify_token(token: str) -> tuple[str, bool]:
         raise _invalid("its subject is not a user id") from None
     # Anything but an absent or false `is_anonymous` is taken as anonymous: the safe side.
     return user, claims.get("is_anonymous") not in (None, False)
-
-
-def _local_claims(token: str) -> dict:
-    from lib import local_signin
-
-    return local_signin.verify(token)
 
 
 def _supabase_claims(token: str, algorithm: str) -> dict:

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from lib.terminal import printable
+
 CHAT_PROMPT = "Answer with the single word: ok"
 
 
@@ -29,7 +31,8 @@ class Finding:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.level:<5} {self.text}"
+        # The text quotes the deployment's answers: escaped, it cannot forge a line or drive the terminal.
+        return f"{self.level:<5} {printable(self.text)}"
 
 
 def _ms(seconds: float) -> str:
@@ -84,13 +87,20 @@ def _guarded(label: str, step: Callable[[], list[Finding]]) -> list[Finding]:
         return [Finding("FAIL", f"{label}: the answer is not CloudGPT's")]
 
 
+# What each of the key store's failures asks the operator to do (GET /api/health's `problem`).
+PROBLEMS = {
+    "functions_missing": "its SQL functions are missing: apply supabase/migrations (docs/deploy.md)",
+    "wrong_key": "it refused the project key (401): check SUPABASE_SECRET_KEY",
+    "unreachable": "no answer in time: check SUPABASE_URL, and that the project is not paused",
+}
+
+
 def _health(client: httpx.Client) -> list[Finding]:
-    """Configuration and stores as the functions see them; asked twice, since the first call may open them."""
-    first, _ = _timed(client, "GET", "/api/health")
-    if first.status_code != 200:
-        return [Finding("FAIL", f"configuration: GET /api/health answered {_error(first)}")]
-    second, _ = _timed(client, "GET", "/api/health")
-    report, again = first.json(), second.json() if second.status_code == 200 else {}
+    """Configuration and stores as the functions see them, from their last probe."""
+    response, _ = _timed(client, "GET", "/api/health")
+    if response.status_code != 200:
+        return [Finding("FAIL", f"configuration: GET /api/health answered {_error(response)}")]
+    report = response.json()
     where = f"on {report['runtime']}" + (f", region {report['region']}" if report["region"] else "")
     missing = report["missing"]
     findings = [
@@ -101,14 +111,14 @@ def _health(client: httpx.Client) -> list[Finding]:
     for name, label in (("keyStore", "key store"), ("counters", "counters")):
         store = report[name]
         backend = store["backend"] or "none configured"
-        if not store["reachable"]:
-            findings.append(Finding("FAIL", f"{label}: {backend}, not usable ({store['error']})"))
+        if store["reachable"]:
+            text = f"{label}: {backend}, round trip {store['roundTripMs']} ms from the function"
+            findings.append(Finding("ok", text))
             continue
-        text = f"{label}: {backend}, round trip {store['roundTripMs']} ms from the function"
-        warm = again.get(name, {}).get("roundTripMs")
-        if warm is not None:
-            text += f" (then {warm} ms)"
-        findings.append(Finding("ok", text))
+        text = f"{label}: {backend}, not usable ({store['error']})"
+        if store.get("problem") in PROBLEMS:
+            text += f": {PROBLEMS[store['problem']]}"
+        findings.append(Finding("FAIL", text))
     return findings
 
 

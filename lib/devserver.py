@@ -7,16 +7,20 @@ matches (the function still sees the path asked for) and its headers.
 It runs on granian: one worker process per core, each like a warm Vercel
 instance, serving requests on threads over keep-alive connections, with bodies
 read as they arrive and streamed answers sent chunk by chunk as they are produced.
+It reads a `.env` in the working directory (the environment wins over it) and
+refuses to start on a port something already listens on.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import mimetypes
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -27,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from lib.errors import NotFound, PayloadTooLarge
+from lib.terminal import printable
 from lib.web import WSGIApp, failing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +207,9 @@ def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
 def access_log(app: WSGIApp) -> WSGIApp:
     """Print one line per request once its body is sent: method, path, status, milliseconds.
 
+    The path is the client's text, decoded: its control characters are printed escaped
+    (`lib/terminal.py`), so no request can forge a line or drive the terminal.
+
     The function is called at once (the server reads the status as soon as the call
     returns); a list body is logged there, any other when the server closes it.
     """
@@ -216,8 +224,10 @@ def access_log(app: WSGIApp) -> WSGIApp:
 
         def log() -> None:
             elapsed = (time.perf_counter() - started) * 1000
-            path = environ.get("PATH_INFO", "/")
-            print(f"{environ.get('REQUEST_METHOD')} {path} {status[0]} {elapsed:.1f}ms", flush=True)
+            # WSGI hands the path's bytes over as latin-1: shown as the UTF-8 the client sent.
+            path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+            request = f"{environ.get('REQUEST_METHOD')} {path}"
+            print(f"{printable(request)} {status[0]} {elapsed:.1f}ms", flush=True)
 
         body = app(environ, capture)
         if isinstance(body, list):
@@ -274,11 +284,71 @@ def signin_line(host: str, port: int) -> str | None:
     return f"Dashboard sign-in (one use, 15 min): http://{shown}:{port}/dashboard#code={code}"
 
 
+def _where_file() -> Path:
+    from lib.settings import settings
+
+    return settings().data_dir / "devserver.json"
+
+
+def _record_where(host: str, port: int) -> None:
+    """Note where this server listens, so `make signin` prints a link to the port it really runs on."""
+    try:
+        _where_file().parent.mkdir(parents=True, exist_ok=True)
+        _where_file().write_text(json.dumps({"host": host, "port": port, "pid": os.getpid()}))
+    except OSError:
+        pass  # `make signin` falls back to HOST and PORT
+
+
+def _running_at(host: str, port: int) -> tuple[str, int]:
+    """The host and port of the running local server on this data directory, else the ones given."""
+    try:
+        where = json.loads(_where_file().read_text())
+        os.kill(int(where["pid"]), 0)  # still running (signal 0 only checks)
+        return str(where["host"]), int(where["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return host, port
+
+
+def read_dotenv(path: Path = Path(".env")) -> None:
+    """The variables of `path` (a `.env` in the working directory), where the environment has none.
+
+    What the shell already says wins, as with every `.env` reader: a one-off
+    `PORT=4000 make dev` needs no edit of the file.
+    """
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """Exit naming the port when something listens on it already.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would start
+    and share it with the first, requests alternating between them. A plain bind
+    (SO_REUSEADDR only, which lets a port in TIME_WAIT be reused) fails instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            taken = error.errno == errno.EADDRINUSE
+            sys.exit(
+                f"Port {port} on {host} is taken: another server (another `make dev`?) listens there. "
+                "Stop it, or pick another port: PORT=3001 make dev."
+                if taken
+                else f"Cannot listen on {host}:{port}: {error.strerror}."
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
     from granian.server import Server
 
+    read_dotenv()
     # Local whatever the shell or `vercel env pull` says: with VERCEL set, the embedded stores
     # would be switched off and every request answered 503.
     os.environ.pop("VERCEL", None)
@@ -301,14 +371,17 @@ def main(argv: list[str] | None = None) -> None:
         "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
     )
     args = parser.parse_args(argv)
-    signin = signin_line(args.host, args.port)
     if args.print_signin:
+        signin = signin_line(*_running_at(args.host, args.port))
         if signin is None:
             sys.exit("Sign-in links are only for the embedded default (no Supabase, not on Vercel).")
         print(signin)
         return
+    refuse_taken_port(args.host, args.port)
+    signin = signin_line(args.host, args.port)
     print(f"CloudGPT serving on http://{args.host}:{args.port} ({args.workers} workers)", flush=True)
     if signin:
+        _record_where(args.host, args.port)
         print(signin, flush=True)
     Server(
         "lib.devserver:served",

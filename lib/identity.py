@@ -113,32 +113,47 @@ def _confirmed(found: keys.VerifiedKey) -> keys.VerifiedKey:
     return keys.reverify(found) if (seen or 0) > found.version else found
 
 
+def _is_jwt(token: str) -> bool:
+    """An access token's shape (a JWS in compact form: `eyJ...` and three parts): anything else is a key."""
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
 def identify(request: Request) -> Caller:
-    """The caller of a chat, image or video request: anonymous, or the owner of a valid key."""
+    """The caller of a chat, image or video request: anonymous, the owner of a valid key, or a signed-in user.
+
+    A signed-in user's access token (what the playground sends) counts as that user,
+    with no key: the token can mint keys anyway, so taking it here grants nothing more.
+    An anonymous sign-in stays anonymous, counted by address.
+    """
     token = _bearer(request)
     if token is None:
         return Caller("anonymous", address_bucket(client_ip(request)))
+    if _is_jwt(token):
+        account = _account(token)
+        if account.anonymous:
+            return Caller("anonymous", address_bucket(client_ip(request)))
+        return Caller("user", account.user)
     return _verify_key(request, token)
 
 
 def api_key_holder(request: Request) -> Caller:
     """The caller of a route about the key itself (GET /api/keys/current): an API key only."""
+    return _verify_key(request, bearer_token(request, "This route needs 'Authorization: Bearer <api key>'."))
+
+
+def bearer_token(request: Request, missing: str) -> str:
+    """The request's bearer token, or a 401 `missing_credentials` saying `missing`."""
     token = _bearer(request)
     if token is None:
-        raise AuthenticationError(
-            "This route needs 'Authorization: Bearer <api key>'.", code="missing_credentials"
-        )
-    return _verify_key(request, token)
+        raise AuthenticationError(missing, code="missing_credentials")
+    return token
 
 
 def account_holder(request: Request) -> str:
     """The user managing keys or reading usage: from a Supabase Auth access token, or one of their keys."""
-    token = _bearer(request)
-    if token is None:
-        raise AuthenticationError(
-            "Your keys and usage need 'Authorization: Bearer <access token or API key>'.",
-            code="missing_credentials",
-        )
+    token = bearer_token(
+        request, "Your keys and usage need 'Authorization: Bearer <access token or API key>'."
+    )
     if token.startswith(keys.PREFIX):
         return _verify_key(request, token).id
     return _account(token).user
@@ -150,12 +165,9 @@ def account_session(request: Request) -> Account:
     An API key is refused here: a leaked key must not mint keys that outlive its
     revocation, nor revoke its owner's others. Anonymous sign-ins get no keys.
     """
-    token = _bearer(request)
-    if token is None:
-        raise AuthenticationError(
-            "This route needs 'Authorization: Bearer <access token>' from a Supabase Auth sign-in.",
-            code="missing_credentials",
-        )
+    token = bearer_token(
+        request, "This route needs 'Authorization: Bearer <access token>' from a Supabase Auth sign-in."
+    )
     if token.startswith(keys.PREFIX):
         raise PermissionDenied(
             "Creating and deleting API keys needs an account session (a Supabase Auth access token), "

@@ -11,11 +11,12 @@ the check and the connection (DNS rebinding) gains nothing.
 from __future__ import annotations
 
 import ipaddress
-import socket
+import time
 from urllib.parse import urlsplit
 
-from lib.errors import UpstreamError
-from lib.transport import Address
+from lib.errors import UpstreamError, UpstreamTimeout
+from lib.settings import settings
+from lib.transport import Address, resolve
 
 
 def public_addresses(provider: str, url: str, base: str) -> list[Address] | None:
@@ -23,7 +24,8 @@ def public_addresses(provider: str, url: str, base: str) -> list[Address] | None
     credential may go; for any other, the public addresses to fetch it from.
 
     Any other link must be https to a host with only public addresses, else a 502
-    `upstream_link_refused`.
+    `upstream_link_refused`; a host that does not resolve within the connect timeout
+    is a 504.
     """
     try:
         parts = urlsplit(url)
@@ -35,16 +37,18 @@ def public_addresses(provider: str, url: str, base: str) -> list[Address] | None
     if parts.scheme != "https" or not host:
         raise _refused(provider, "it is not an https link")
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, ValueError, UnicodeError):
+        found = resolve(host, port, time.monotonic() + settings().upstream_connect_timeout)
+    except TimeoutError:
+        raise UpstreamTimeout(f"The host of a link {provider} answered did not resolve in time.") from None
+    except OSError:
         raise _refused(provider, "its host does not resolve") from None
-    for *_, address in found:
+    for _, address in found:
         ip = ipaddress.ip_address(address[0].split("%")[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if not ip.is_global:
             raise _refused(provider, "its host is not a public address")
-    return [(family, address) for family, *_, address in found]
+    return found
 
 
 def _refused(provider: str, reason: str) -> UpstreamError:

@@ -6,7 +6,11 @@ The code is stored only as its SHA-256 under CLOUDGPT_DATA_DIR, lives 15 minutes
 and is consumed by the first `POST /api/session` that presents it, in any process
 of the local server. What it buys is an access token for the local operator: an
 HS256 JWT signed with a secret kept (0600) beside it, which `lib.accounts` accepts
-only in local mode.
+only in local mode. Each token names its session (`sid`), kept in the same SQLite
+file until it expires or is ended by `DELETE /api/session` (sign-out): a token is
+good only while its session is. A change of the secret file (edited, replaced or
+deleted) is seen by the next verification in every process, and ends every token
+signed with the old secret.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lib.accounts import LOCAL_ISSUER
 from lib.errors import AuthenticationError, ServiceUnavailable
 from lib.instance import kept
 from lib.settings import settings
 from lib.sqlite_file import open_sqlite
 
+ISSUER = "cloudgpt-local"  # how lib.accounts tells these tokens from Supabase Auth's
 CODE_SECONDS = 15 * 60
 TOKEN_SECONDS = 12 * 3600
 
@@ -35,6 +39,10 @@ _lock = threading.Lock()  # the process's one connection, used by one thread at 
 _SCHEMA = """
     CREATE TABLE IF NOT EXISTS signin_codes (
         code_hash TEXT PRIMARY KEY,
+        expires INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS signin_sessions (
+        id TEXT PRIMARY KEY,
         expires INTEGER NOT NULL
     );
 """
@@ -49,11 +57,27 @@ def _codes() -> sqlite3.Connection:
     return kept(("signin-codes", path), lambda: open_sqlite(path, _SCHEMA))
 
 
+_identities: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}  # path -> (its stat, its content)
+
+
 def _identity() -> dict[str, str]:
-    """The local secret and operator id, made once per data directory and then read back."""
+    """The local secret and operator id, made once per data directory and read back when the file changes.
+
+    One `stat` per call (about a microsecond) is what makes a new secret count at once.
+    """
     path = settings().data_dir / "local-signin.json"
     try:
-        return kept(("signin-identity", path), lambda: _read_or_create(path))
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            _read_or_create(path)
+            stat = path.stat()
+        version = (stat.st_ino, stat.st_mtime_ns)
+        known = _identities.get(path)
+        if known is None or known[0] != version:
+            known = (version, json.loads(path.read_text()))
+            _identities[path] = known
+        return known[1]
     except (OSError, ValueError) as error:
         raise _unavailable() from error
 
@@ -64,7 +88,7 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
-def _read_or_create(path: Path) -> dict[str, str]:
+def _read_or_create(path: Path) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -77,7 +101,11 @@ def _read_or_create(path: Path) -> dict[str, str]:
             pass
         finally:
             draft.unlink()
-    return json.loads(path.read_text())
+
+
+def operator() -> str:
+    """The local operator's user id: whom the one-time links sign in, so whose keys the dashboard shows."""
+    return _identity()["operator"]
 
 
 def new_code() -> str:
@@ -106,20 +134,29 @@ def redeem(code: str) -> dict[str, Any]:
     if used is None:
         raise AuthenticationError(
             "This sign-in link was already used, has expired or is unknown; "
-            "print a new one with `make signin`.",
+            "print a new one with make signin.",
             code="invalid_code",
         )
     import jwt
 
     now = int(time.time())
     claims = {
-        "iss": LOCAL_ISSUER,
+        "iss": ISSUER,
         "sub": identity["operator"],
         "aud": "authenticated",
         "role": "authenticated",
+        "sid": str(uuid.uuid4()),
         "iat": now,
         "exp": now + TOKEN_SECONDS,
     }
+    try:
+        with _lock:
+            db.execute("DELETE FROM signin_sessions WHERE expires <= ?", (now,))
+            db.execute(
+                "INSERT INTO signin_sessions (id, expires) VALUES (?, ?)", (claims["sid"], claims["exp"])
+            )
+    except sqlite3.Error as error:
+        raise _unavailable() from error
     token = jwt.encode(claims, identity["secret"], algorithm="HS256")
     return {
         "accessToken": token,
@@ -128,8 +165,8 @@ def redeem(code: str) -> dict[str, Any]:
     }
 
 
-def verify(token: str) -> dict[str, Any]:
-    """The claims of a token this server issued; raises PyJWT's errors otherwise."""
+def _claims(token: str) -> dict[str, Any]:
+    """The claims of a token signed with the current secret; raises PyJWT's errors otherwise."""
     import jwt
 
     return jwt.decode(
@@ -137,6 +174,44 @@ def verify(token: str) -> dict[str, Any]:
         _identity()["secret"],
         algorithms=["HS256"],
         audience="authenticated",
-        issuer=LOCAL_ISSUER,
-        options={"require": ["exp", "sub", "aud", "iss"]},
+        issuer=ISSUER,
+        options={"require": ["exp", "sub", "aud", "iss", "sid"]},
     )
+
+
+def verify(token: str) -> dict[str, Any]:
+    """The claims of a token this server issued whose session is still open; raises PyJWT's errors otherwise."""
+    claims = _claims(token)
+    try:
+        db = _codes()
+        with _lock:
+            live = db.execute(
+                "SELECT 1 FROM signin_sessions WHERE id = ? AND expires > ?",
+                (str(claims["sid"]), int(time.time())),
+            ).fetchone()
+    except (sqlite3.Error, OSError) as error:
+        raise _unavailable() from error
+    if live is None:
+        raise AuthenticationError(
+            "Invalid access token: its session has ended (signed out or expired); sign in again.",
+            code="invalid_token",
+        )
+    return claims
+
+
+def end_session(token: str) -> None:
+    """Sign out: the token's session ends at once, in every process; a 401 for a token not issued here."""
+    import jwt
+
+    try:
+        claims = _claims(token)
+    except jwt.PyJWTError:
+        raise AuthenticationError(
+            "Invalid access token: not a session of this server.", code="invalid_token"
+        ) from None
+    try:
+        db = _codes()
+        with _lock:
+            db.execute("DELETE FROM signin_sessions WHERE id = ?", (str(claims["sid"]),))
+    except (sqlite3.Error, OSError) as error:
+        raise _unavailable() from error

@@ -9,6 +9,7 @@ may also be answered as OpenAI's images JSON, its base64 written as it arrives.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -16,6 +17,13 @@ from lib import transport
 from lib.errors import UpstreamError
 from lib.upstream import Deadline, chunks, open_response
 from lib.web import Response, dumps, media_stream
+
+# A media type as RFC 9110 8.3.1 writes it: type "/" subtype *( OWS ";" OWS name "=" value ),
+# a value a token or a quoted string (visible ASCII); nothing else is passed on to the caller.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(
+    rf"(?P<type>{_TOKEN})/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[\t !#-\[\]-~]|\\[\t -~])*\"))*"
+)
 
 # What a file's first bytes say it is, for providers that send an image inline.
 _SIGNATURES = (
@@ -43,17 +51,16 @@ def fetch(
     response = open_response(
         provider, "GET", url, api_key=api_key, deadline=deadline, first_byte=first_byte, addresses=addresses
     )
-    content_type = response.headers.get("Content-Type", "")
-    if not content_type.lower().startswith(f"{kind}/"):
+    content_type = (response.headers.get("Content-Type") or "").strip()
+    well_formed = _MEDIA_TYPE.fullmatch(content_type)
+    if well_formed is None or well_formed["type"].lower() != kind:
         response.close()
+        shown = repr(content_type[:100]) if content_type else "no content type"
         raise UpstreamError(
-            f"{provider} answered with {content_type or 'no content type'} instead of an {kind}.",
-            code="upstream_malformed",
+            f"{provider} answered with {shown} instead of an {kind}.", code="upstream_malformed"
         )
-    # Bodies come without content coding (lib.transport): the length is the caller's too.
-    length = response.headers.get("Content-Length", "")
-    sized = length.isdigit() and length.isascii()
-    return media_stream(_chunks(provider, response, deadline), content_type, int(length) if sized else None)
+    # Bodies come without content coding (lib.transport): a length that framed the body is the caller's too.
+    return media_stream(_chunks(provider, response, deadline), content_type, response.length)
 
 
 def _chunks(provider: str, response: transport.Response, deadline: Deadline) -> Iterator[bytes]:

@@ -164,8 +164,12 @@ class StoreHealth(BaseModel):
         description="The store the functions use; null on Vercel when none is configured."
     )
     reachable: bool
-    roundTripMs: float | None = Field(description="One call to the store, measured inside the function.")
+    roundTripMs: float | None = Field(description="One read of the store, timed inside the function.")
     error: str | None = Field(description="The error code the store's failure answers, when it failed.")
+    problem: Literal["functions_missing", "wrong_key", "unreachable", "failing"] | None = Field(
+        description="(key store) Which failure: migrations not applied, the project key refused, "
+        "no answer in time, anything else."
+    )
 
 
 class ProviderHealth(BaseModel):
@@ -181,6 +185,7 @@ class Health(BaseModel):
     missing: list[str] = Field(description="Variables whose absence turns something off.")
     providers: dict[str, ProviderHealth]
     accountTokens: dict[str, bool] = Field(description="`jwtSecret` (HS256), `jwks` (RS256/ES256).")
+    checkedAt: int = Field(description="When the stores were last probed (Unix s): at most every 5 s.")
     keyStore: StoreHealth
     counters: StoreHealth
 
@@ -249,6 +254,42 @@ class UsageReport(BaseModel):
     to: str = Field(description="The last UTC day covered: today.")
     data: list[UsageRow] = Field(description="Newest day first; rows with nothing in them are left out.")
     totals: UsageCounts
+    revokedKeys: dict[str, str] = Field(
+        description="The names of the revoked keys `data` has rows of, by key id (keys revoked through the API)."
+    )
+
+
+class ActivityEntry(BaseModel):
+    """One request of one of the user's keys, once answered: what happened to it, never what it said."""
+
+    id: str = Field(description="The request's `X-Request-Id`.", pattern=r"^req_[0-9a-f]{24}$")
+    time: int = Field(description="When it arrived (Unix milliseconds).")
+    keyId: str = Field(description="The key it was made with; revoked keys stay listed.")
+    model: str | None = Field(description="The model asked for; null if the request failed before one.")
+    modality: Literal["chat", "image", "video"]
+    provider: str | None = Field(
+        description="The provider that answered (or failed); null if none was asked."
+    )
+    status: int = Field(description="The HTTP status the caller got.")
+    error: str | None = Field(
+        description="The error code the caller got, in the envelope or a stream's last event; null if none."
+    )
+    latencyMs: int = Field(ge=1, description="From the request's arrival to its answer's last byte.")
+    firstByteMs: int = Field(ge=1, description="From the request's arrival to its answer's first byte.")
+    promptTokens: int = Field(ge=0, description="As the provider stated them; 0 when it gave none.")
+    completionTokens: int = Field(ge=0)
+    images: int = Field(ge=0, description="Images delivered.")
+    videoSeconds: int = Field(ge=0, description="The requested duration of the clip delivered.")
+    stream: bool = Field(description="Whether a stream was asked for.")
+    fallback: bool = Field(
+        description="Whether `provider` was not the first one tried: the model's fallback."
+    )
+
+
+class ActivityList(BaseModel):
+    object: Literal["list"]
+    data: list[ActivityEntry] = Field(description="Newest first.")
+    hasMore: bool = Field(description="Whether older entries match: ask again with `before` the last id.")
 
 
 _ERRORS = {
@@ -259,7 +300,7 @@ _ERRORS = {
         "account session (a Supabase Auth access token), not an API key; anonymous sign-ins get no "
         "keys; a key limited to some models cannot call others (`model_not_allowed`)."
     ),
-    404: "No such resource (POST /api/session: not in this configuration).",
+    404: "No such resource (/api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
     429: (
         "Past the minute's rate limit (CloudGPT's, the key's own, or the provider's), or past the key's "
@@ -345,18 +386,57 @@ class _Operation:
 
 
 _PROVIDER_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """An optional query parameter, as OpenAPI describes one."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _key_id(what: str) -> dict[str, Any]:
+    return _query(
+        "keyId", f"Only this key's {what} (one of yours; another user's key id has none).",
+        type="string", pattern="^key_[A-Za-z0-9]{20}$",
+    )  # fmt: skip
+
+
+def _format(what: str) -> dict[str, Any]:
+    return _query(
+        "format", f"`csv`: the {what} as `text/csv` with a header row, for spreadsheets.",
+        type="string", enum=["json", "csv"], default="json",
+    )  # fmt: skip
+
+
 _USAGE_QUERY = (
-    {
-        "name": "days", "in": "query", "required": False,
-        "description": "How many UTC days to cover, today included.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 90, "default": 30},
-    },
-    {
-        "name": "keyId", "in": "query", "required": False,
-        "description": "Only this key's usage (one of yours; another user's key id has none).",
-        "schema": {"type": "string", "pattern": "^key_[A-Za-z0-9]{20}$"},
-    },
+    _query(
+        "days",
+        "How many UTC days to cover, today included.",
+        type="integer",
+        minimum=1,
+        maximum=90,
+        default=30,
+    ),
+    _key_id("usage"),
+    _format("rows"),
+)
+_ACTIVITY_QUERY = (
+    _query(
+        "limit", "How many entries at most (a CSV without it holds every entry kept that matches).",
+        type="integer", minimum=1, maximum=200, default=50,
+    ),
+    _query(
+        "before", "An entry's id: the page of entries older than it (one of yours, still kept).",
+        type="string", pattern="^req_[0-9a-f]{24}$",
+    ),
+    _key_id("requests"),
+    _query("model", "Only requests for this model id.", type="string", pattern="^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"),
+    _query(
+        "status", "`ok`: only answers without an error; `error`: only those with one.",
+        type="string", enum=["ok", "error"],
+    ),
+    _format("entries (times in ISO 8601, UTC)"),
 )  # fmt: skip
+_CSV = {"type": "string", "description": "A header row, then one line per row."}
 _KEY_ERRORS = (401, 429, 503)
 
 # One server-sent event of a streamed completion (the schema of each event, as OpenAPI 3.1 has it).
@@ -465,7 +545,7 @@ _OPERATIONS = (
     _Operation(
         "get", ("/api/health",), "What the deployment sees of itself", "Meta",
         _json(Health, "Backends, missing variables, each store's round trip from the function."),
-        errors=(503,),
+        errors=(429, 503),
     ),
     _Operation(
         "get", ("/api/config",), "What the pages need to know", "Accounts",
@@ -477,9 +557,26 @@ _OPERATIONS = (
         SessionRequest, errors=(400, 401, 404, 413, 503),
     ),
     _Operation(
+        "delete", ("/api/session",), "Sign out of a local session", "Accounts",
+        _Answer("The session has ended: its access token is refused from now on.", {}, 204),
+        auth="required", errors=(401, 404, 503),
+    ),
+    _Operation(
         "get", ("/api/usage",), "Your usage per day, key, model and modality", "Usage",
-        _json(UsageReport, "The caller's usage, all of their keys (revoked ones too), and its totals."),
+        _Answer(
+            "The caller's usage, all of their keys (revoked ones too), and its totals.",
+            {"application/json": UsageReport, "text/csv": _CSV},
+        ),
         auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_USAGE_QUERY,
+    ),
+    _Operation(
+        "get", ("/api/activity",), "Your requests one by one, newest first", "Usage",
+        _Answer(
+            "The caller's requests (of their keys, to the generation routes), each once answered; "
+            "kept at least 7 days and at least the last 1,000.",
+            {"application/json": ActivityList, "text/csv": _CSV},
+        ),
+        auth="required", limited=True, errors=(400, *_KEY_ERRORS), query=_ACTIVITY_QUERY,
     ),
     _Operation(
         "get", ("/api/openapi.json",), "This document", "Meta",
@@ -547,12 +644,18 @@ def _operation(operation: _Operation, path: str, refs: dict[Any, dict[str, Any]]
             str(answer.status): {
                 "description": answer.description,
                 "headers": _headers(operation, answer.status),
-                "content": {
-                    media_type: {
-                        "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                **(
+                    {
+                        "content": {
+                            media_type: {
+                                "schema": refs[(schema, "validation")] if isinstance(schema, type) else schema
+                            }
+                            for media_type, schema in answer.content.items()
+                        }
                     }
-                    for media_type, schema in answer.content.items()
-                },
+                    if answer.content
+                    else {}
+                ),
             },
             **{
                 str(status): {

@@ -7,6 +7,8 @@ every request then answers a 503 `gateway_misconfigured` that names it.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -41,8 +43,10 @@ class Settings:
     mapleai_api_key: str | None
     mapleai_base_url: str
     supabase_url: str | None
+    # The project's secret key (SUPABASE_SECRET_KEY, or the legacy SUPABASE_SERVICE_ROLE_KEY).
     supabase_service_role_key: str | None
     supabase_jwt_secret: str | None
+    # The project's publishable key (SUPABASE_PUBLISHABLE_KEY, or the legacy SUPABASE_ANON_KEY).
     supabase_anon_key: str | None
     supabase_auth_methods: tuple[str, ...]
     jwks_cache_seconds: float
@@ -151,9 +155,48 @@ def _upstash(env: dict[str, str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+# Supabase's project keys: (current name, legacy name). Either holds either format: `sb_...` or a JWT.
+SUPABASE_SECRET_NAMES = ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY")
+SUPABASE_PUBLISHABLE_NAMES = ("SUPABASE_PUBLISHABLE_KEY", "SUPABASE_ANON_KEY")
+
+
+def _jwt_role(value: str) -> str | None:
+    """The `role` claim of a legacy JWT key, read without verifying it (it only tells the two apart)."""
+    try:
+        payload = value.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("role")
+    except (IndexError, ValueError, AttributeError):
+        return None
+
+
+def _supabase_key(env: dict[str, str], names: tuple[str, str], secret: bool) -> str | None:
+    """A project key under its current name, else its legacy one (the current name wins when both are set).
+
+    A key of the other kind is refused by name: a secret key where the publishable one belongs
+    would be handed to every browser by GET /api/config.
+    """
+    for name in names:
+        value = _text(env, name)
+        if value is None:
+            continue
+        role = _jwt_role(value)
+        if secret and (value.startswith("sb_publishable_") or role == "anon"):
+            raise SettingsError(
+                f"CloudGPT is misconfigured: {name} holds a publishable key; it needs the secret "
+                "(sb_secret_...) or service_role key."
+            )
+        if not secret and (value.startswith("sb_secret_") or role == "service_role"):
+            raise SettingsError(
+                f"CloudGPT is misconfigured: {name} holds a secret key, which the pages would show to "
+                "every visitor; it needs the publishable (sb_publishable_...) or anon key."
+            )
+        return value
+    return None
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Read settings from `env` (the process environment by default)."""
-    env = dict(os.environ if env is None else env)
+    env = dict(os.environ) if env is None else env
     limits = {
         modality: Limits(
             anonymous=_number(env, f"RATE_LIMIT_{modality.upper()}_ANONYMOUS", anon),
@@ -168,9 +211,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         mapleai_api_key=_text(env, "MAPLEAI_API_KEY"),
         mapleai_base_url=_url(env, "MAPLEAI_BASE_URL", "https://api.mapleai.de"),
         supabase_url=_url(env, "SUPABASE_URL"),
-        supabase_service_role_key=_text(env, "SUPABASE_SERVICE_ROLE_KEY"),
+        supabase_service_role_key=_supabase_key(env, SUPABASE_SECRET_NAMES, secret=True),
         supabase_jwt_secret=_text(env, "SUPABASE_JWT_SECRET"),
-        supabase_anon_key=_text(env, "SUPABASE_ANON_KEY"),  # public by design: the browser holds it
+        # Public by design: the browser holds it.
+        supabase_anon_key=_supabase_key(env, SUPABASE_PUBLISHABLE_NAMES, secret=False),
         supabase_auth_methods=_methods(env, "SUPABASE_AUTH_METHODS", "password,magiclink"),
         # A signing key revoked in Supabase stops being accepted within this time.
         jwks_cache_seconds=_number(env, "SUPABASE_JWKS_CACHE_SECONDS", 300.0, float),

@@ -1,15 +1,17 @@
 """HTTP/1.1 to providers over pooled keep-alive connections: little work per call, every wait resumable.
 
 A gateway's own cost is what it adds to each provider call, so the client is small:
-one request written in one send, one status line and a few headers parsed, the body
-handed on as it arrives. Bytes are buffered here, not in a parser that gives up on a
-timeout, so a wait for the next bytes can end (`ReadTimeout`), let the caller send a
-keep-alive, and be taken up again on the same response.
+one request written in one send, the answer parsed by llhttp (Node's HTTP parser,
+through `httptools`), the body handed on as it arrives. The parser is fed the bytes
+as they come and keeps its place between them, so a wait for the next bytes can end
+(`ReadTimeout`), let the caller send a keep-alive, and be taken up again on the same
+response, without a thread.
 
 Bodies are asked for without content coding (`Accept-Encoding: identity`), so their
-bytes and lengths are the provider's own; one that comes encoded anyway is refused.
-A connection can be pinned to addresses checked beforehand, so the name is not
-resolved a second time between the check and the connection.
+bytes and lengths are the provider's own; one that comes encoded anyway, or framed by
+any transfer coding but `chunked`, is refused. A connection can be pinned to
+addresses checked beforehand, so the name is not resolved a second time between the
+check and the connection.
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
     import ssl
 
+    import httptools
+
 Address = tuple[int, tuple]  # a socket family and an address of that family, as getaddrinfo gives them
 
+IDLE_TOTAL = 32  # idle connections kept by a pool, all origins together; the oldest goes first
+_IDLE_SECONDS = 30.0  # an idle connection older than this may have been dropped without a word
 _HEAD_LIMIT = 64 * 1024  # the status line and headers together
-_LINE_LIMIT = 4 * 1024  # a chunk-size line
 _RECEIVE = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024  # body bytes read on close to keep a connection
-_IDLE_LIMIT = 32  # idle connections kept per origin
-_IDLE_SECONDS = 30.0  # an idle connection older than this may have been dropped without a word
-_NO_BODY_STATUSES = frozenset({204, 304})
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+# What a request target keeps as it is (RFC 3986's pchar, "/" and "%" for escapes already made);
+# anything else, a space or a non-ASCII letter, is percent-encoded as UTF-8.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")
 
 
 class TransportError(Exception):
@@ -44,7 +49,7 @@ class TransportError(Exception):
 
 
 class ConnectTimeout(TransportError):
-    """No connection (with its TLS handshake) within the connect timeout."""
+    """No connection (name resolved, TCP, TLS handshake) within the connect timeout."""
 
 
 class ReadTimeout(TransportError):
@@ -55,13 +60,17 @@ class ProtocolError(TransportError):
     """The peer's bytes are not an HTTP/1.1 answer this client reads."""
 
 
+class InvalidURL(ProtocolError):
+    """A URL that cannot be sent as an HTTP request (a provider's link, most likely)."""
+
+
 class Headers:
     """A response's header fields, looked up regardless of case; repeated fields joined by ", "."""
 
-    def __init__(self, fields: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, fields: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self._fields: dict[str, str] = {}
-        for name, value in fields:
-            key = name.lower()
+        for raw_name, raw_value in fields:
+            key, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             self._fields[key] = f"{self._fields[key]}, {value}" if key in self._fields else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -74,29 +83,28 @@ class Headers:
         return isinstance(name, str) and name.lower() in self._fields
 
 
-@dataclass(eq=False)
 class _Connection:
-    """One socket to an origin and the bytes read from it that no response has taken yet."""
+    """One socket to an origin, and when it was last put back idle."""
 
-    origin: tuple[str, str, int]
-    sock: socket.socket
-    buffer: bytearray = field(default_factory=bytearray)
-    idle_since: float = 0.0
+    __slots__ = ("idle_since", "origin", "sock")
 
-    def fill(self, until: float) -> bool:
-        """Wait until the monotonic time `until` for more bytes; False when the peer closed."""
+    def __init__(self, origin: tuple[str, str, int], sock: socket.socket) -> None:
+        self.origin = origin
+        self.sock = sock
+        self.idle_since = 0.0
+
+    def receive(self, until: float) -> bytes:
+        """The next bytes, waiting until the monotonic time `until`; b"" when the peer closed."""
         wait = until - time.monotonic()
         if wait <= 0:
             raise ReadTimeout()
         try:
             self.sock.settimeout(wait)
-            data = self.sock.recv(_RECEIVE)
+            return self.sock.recv(_RECEIVE)
         except TimeoutError:
             raise ReadTimeout() from None
         except OSError as error:  # a reset, or a TLS record that does not verify
             raise TransportError(f"the connection failed: {error}") from None
-        self.buffer += data
-        return bool(data)
 
     def reusable(self) -> bool:
         """Idle, recent and still open: a closed socket polls readable (its end of file)."""
@@ -110,104 +118,129 @@ class _Connection:
         self.sock.close()
 
 
+class _Events:
+    """What llhttp reports of one answer: the final head's fields, body pieces, the end.
+
+    Interim answers (100 Continue, 103 Early Hints) are parsed and skipped; a message
+    begun after the answer ended is bytes no request asked for.
+    """
+
+    __slots__ = ("body", "done", "fields", "head", "head_size", "keep_alive", "parser", "stray")
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.head_size = 0  # the fields' bytes, interim answers' too
+        self.body: list[bytes] = []
+        self.head = False  # the final status line and fields are in
+        self.done = False  # the answer is complete
+        self.stray = False  # bytes after the answer
+        # As the final head says: asked then, since llhttp forgets it once the message is over.
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser
+
+    def on_message_begin(self) -> None:
+        self.stray = self.done
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+        self.head_size += len(name) + len(value)
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_status_code() >= 200:
+            self.head = True
+            self.keep_alive = self.parser.should_keep_alive()
+        else:
+            self.fields = []
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        self.done = self.head
+
+
 class Response:
     """A provider's answer: status and headers at once, then the body as it arrives.
 
     `read` returns the next bytes, b"" once the body is over. `close` hands a fully
-    read connection back to its pool and closes any other.
+    read connection back to its pool and closes any other. `length` is the body's
+    size when a Content-Length framed it, else None (chunked, or to the close).
     """
 
-    def __init__(
-        self,
-        pool: Pool,
-        connection: _Connection,
-        status_code: int,
-        headers: Headers,
-        length: int | None,
-        chunked: bool,
-        keep_alive: bool,
-    ) -> None:
-        self.status_code = status_code
-        self.headers = headers
+    def __init__(self, pool: Pool, connection: _Connection, until: float) -> None:
+        llhttp = _llhttp()
         self._pool = pool
         self._connection: _Connection | None = connection
-        self._left = length  # bytes of the body (or of the current chunk) still to come
-        self._chunked = chunked
-        self._keep_alive = keep_alive and (chunked or length is not None)
-        self._state = "size" if chunked else "data"
-        self._done = length == 0 and not chunked
+        self._events = events = _Events()
+        self._parser = events.parser = llhttp.HttpResponseParser(events)
+        self._refusals = (llhttp.HttpParserError, llhttp.HttpParserUpgrade)
+        self._broken = False
+        received = 0
+        while not events.head:
+            data = self._receive(until)
+            if not data:
+                raise TransportError("the connection closed before an answer")
+            received += len(data)
+            if events.head_size > _HEAD_LIMIT or (received > _HEAD_LIMIT and not events.head):
+                raise ProtocolError("the answer's headers are too large")
+        self.status_code: int = self._parser.get_status_code()
+        self.headers = headers = Headers(events.fields)
+        version = self._parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise ProtocolError(f"the answer is HTTP/{version}, not HTTP/1.1")
+        coding = headers.get("Content-Encoding")
+        if coding is not None and coding.strip().lower() != "identity":
+            raise ProtocolError(f"the answer came encoded as {coding}, which was not asked for")
+        transfer = headers.get("Transfer-Encoding")
+        self._chunked = transfer is not None
+        if self._chunked and transfer.strip().lower() != "chunked":
+            raise ProtocolError(f"the answer is framed as {transfer}; only chunked is read")
+        # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 answer is faulty framing; close after it.
+        self._keep_alive = events.keep_alive and not (self._chunked and version == "1.0")
+        length = headers.get("Content-Length")
+        self.length = int(length) if length is not None and not self._chunked else None
+
+    def _receive(self, until: float) -> bytes:
+        """Read once and hand the bytes to the parser; its refusal is a ProtocolError."""
+        assert self._connection is not None
+        data = self._connection.receive(until)
+        if not data:
+            return data
+        try:
+            self._parser.feed_data(data)
+        except self._refusals as error:
+            self._broken = True
+            if not self._events.done:  # after the answer's end, it only means the connection is not kept
+                if isinstance(error, self._refusals[1]):
+                    raise ProtocolError("the answer switched protocols, which was not asked for") from None
+                raise ProtocolError(f"the answer is not well-formed HTTP/1.1: {error}") from None
+        return data
 
     def read(self, timeout: float) -> bytes:
         """The next bytes of the body, waiting at most `timeout` seconds for them; b"" at its end."""
         until = time.monotonic() + timeout
-        connection = self._connection
-        if connection is None:
-            return b""
-        while not self._done:
-            data = self._take(connection.buffer)
-            if data:
-                return data
-            if self._done:
-                break
-            if not connection.fill(until):
-                if self._left is None and not self._chunked:
-                    self._done = True  # a body without a length ends where the connection does
-                    break
-                raise TransportError("the connection closed before the answer was complete")
-        return b""
-
-    def _take(self, buffer: bytearray) -> bytes:
-        """As much of the body as `buffer` holds, consumed from it; advances the chunk framing."""
-        if not self._chunked:
-            if self._left is None:
-                data = bytes(buffer)
-                del buffer[:]
-                return data
-            data = bytes(buffer[: self._left])
-            del buffer[: len(data)]
-            self._left -= len(data)
-            self._done = self._left == 0
-            return data
+        events = self._events
         while True:
-            if self._state == "data":
-                assert self._left is not None
-                data = bytes(buffer[: self._left])
-                del buffer[: len(data)]
-                self._left -= len(data)
-                if self._left == 0:
-                    self._state = "data-end"
-                if data:
-                    return data
-                if self._state == "data":
+            if events.body:
+                data = events.body[0] if len(events.body) == 1 else b"".join(events.body)
+                events.body.clear()
+                return data
+            if events.done or self._connection is None:
+                return b""
+            if not self._receive(until):
+                if self.length is None and not self._chunked:
+                    events.done = True  # a body without a length ends where the connection does
+                    self._keep_alive = False
                     return b""
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                if len(buffer) > _LINE_LIMIT:
-                    raise ProtocolError("a chunk's framing line is too long")
-                return b""
-            line = bytes(buffer[:line_end])
-            del buffer[: line_end + 2]
-            if self._state == "data-end":
-                if line:
-                    raise ProtocolError("a chunk did not end where its size said")
-                self._state = "size"
-            elif self._state == "size":
-                size = line.split(b";", 1)[0].strip()  # a chunk extension after ";" is ignored
-                if not 0 < len(size) <= 16 or not set(size) <= _HEX:
-                    raise ProtocolError("a chunk size is not a hexadecimal number")
-                self._left = int(size, 16)
-                self._state = "data" if self._left else "trailers"
-            elif not line:  # the blank line after the trailers
-                self._done = True
-                return b""
+                raise TransportError("the connection closed before the answer was complete")
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._keep_alive and not self._done:
+        if self._keep_alive and not self._events.done:
             self._finish(connection)
-        if self._done and self._keep_alive and not connection.buffer:
+        if self._events.done and self._keep_alive and not (self._broken or self._events.stray):
             self._pool.release(connection)
         else:
             connection.close()
@@ -219,31 +252,31 @@ class Response:
         chunked body's closing framing; taking that too keeps the connection for
         the next call. A body with more than a little left is not worth reading.
         """
-        left = _DRAIN_LIMIT
+        events = self._events
+        left = _DRAIN_LIMIT - sum(map(len, events.body))
         try:
-            for _ in range(2):  # what is buffered, then what reads that do not wait bring, twice at most
-                while not self._done and (data := self._take(connection.buffer)):
-                    left -= len(data)
-                    if left < 0:
-                        return
-                if self._done:
-                    return
+            for _ in range(2):  # what reads that do not wait bring, twice at most
                 connection.sock.settimeout(0.0)
                 data = connection.sock.recv(_RECEIVE)
-                if not data:
+                left -= len(data)
+                if not data or left < 0:
                     return
-                connection.buffer += data
-        except (OSError, ProtocolError):  # nothing more is here yet, or it is not HTTP
-            return
+                self._parser.feed_data(data)
+                if events.done:
+                    return
+        except (OSError, *self._refusals):
+            self._broken = True  # nothing more is here yet, or it is not HTTP
+        finally:
+            events.body.clear()
 
 
 class Pool:
-    """Keep-alive connections per origin (scheme, host, port), shared by a process's threads."""
+    """Keep-alive connections, at most `IDLE_TOTAL` idle ones across origins, shared by a process's threads."""
 
     def __init__(self, user_agent: str, tls: ssl.SSLContext | None = None) -> None:
         self._user_agent = user_agent
-        self._tls = tls  # None: certificates verified against certifi's roots
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._tls = tls  # None: tls_context()
+        self._idle: list[_Connection] = []  # oldest first
         self._lock = threading.Lock()
 
     def request(
@@ -262,8 +295,11 @@ class Pool:
 
         `addresses`, when given, are the only ones connected to (for a host checked
         beforehand). Raises ConnectTimeout, ReadTimeout (no answer within
-        `first_byte_timeout`), ProtocolError, or TransportError.
+        `first_byte_timeout`), ProtocolError (InvalidURL for a URL that cannot be
+        sent), or TransportError.
         """
+        if method == "HEAD":
+            raise ValueError("an answer to HEAD has no body to read; this client does not send one")
         origin, target, host_header = _parse(url)
         fields = {
             "Host": host_header,
@@ -288,41 +324,23 @@ class Pool:
                 raise TransportError("the request could not be written in time") from None
             except OSError as error:
                 raise TransportError(f"the request could not be written: {error}") from None
-            return self._answer(connection, method, time.monotonic() + first_byte_timeout)
+            return Response(self, connection, time.monotonic() + first_byte_timeout)
         except BaseException:
             connection.close()
             raise
 
-    def _answer(self, connection: _Connection, method: str, until: float) -> Response:
-        while True:
-            status, fields, version = _head(connection, until)
-            if not 100 <= status < 200 or status == 101:
-                break  # an interim answer (100 Continue, 103 Early Hints) precedes the real one
-        headers = Headers(fields)
-        coding = (headers.get("Content-Encoding") or "identity").strip().lower()
-        if coding != "identity":
-            raise ProtocolError(f"the answer came encoded as {coding}, which was not asked for")
-        tokens = {t.strip().lower() for t in (headers.get("Connection") or "").split(",")}
-        keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
-        length: int | None = None
-        chunked = False
-        if method == "HEAD" or status in _NO_BODY_STATUSES or status == 101:
-            length = 0
-        elif "Transfer-Encoding" in headers:
-            chunked = headers["Transfer-Encoding"].rsplit(",", 1)[-1].strip().lower() == "chunked"
-        elif "Content-Length" in headers:
-            values = {v.strip() for v in headers["Content-Length"].split(",")}
-            value = values.pop()
-            if values or not value.isdigit() or not value.isascii():
-                raise ProtocolError("the answer's Content-Length is not one number")
-            length = int(value)
-        return Response(self, connection, status, headers, length, chunked, keep_alive)
-
     def _idle_connection(self, origin: tuple[str, str, int]) -> _Connection | None:
+        """The most recently idle connection to `origin` that is still usable; expired ones closed."""
         while True:
             with self._lock:
-                idle = self._idle.get(origin)
-                connection = idle.pop() if idle else None
+                stale = self._expired()
+                connection = None
+                for index in range(len(self._idle) - 1, -1, -1):
+                    if self._idle[index].origin == origin:
+                        connection = self._idle.pop(index)
+                        break
+            for old in stale:
+                old.close()
             if connection is None or connection.reusable():
                 return connection
             connection.close()
@@ -330,49 +348,49 @@ class Pool:
     def release(self, connection: _Connection) -> None:
         connection.idle_since = time.monotonic()
         with self._lock:
-            idle = self._idle.setdefault(connection.origin, [])
-            if len(idle) < _IDLE_LIMIT:
-                idle.append(connection)
-                return
-        connection.close()
+            self._idle.append(connection)
+            stale = self._expired()
+            if len(self._idle) > IDLE_TOTAL:
+                stale.append(self._idle.pop(0))
+        for old in stale:
+            old.close()
+
+    def _expired(self) -> list[_Connection]:
+        """Take out the idle connections past their time (the oldest come first); under the lock."""
+        horizon = time.monotonic() - _IDLE_SECONDS
+        count = 0
+        while count < len(self._idle) and self._idle[count].idle_since < horizon:
+            count += 1
+        stale = self._idle[:count]
+        del self._idle[:count]
+        return stale
 
 
+@lru_cache(maxsize=256)
 def _parse(url: str) -> tuple[tuple[str, str, int], str, str]:
-    """The origin, the request target and the Host header of an http(s) URL."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme, parts.hostname
+    """The origin, the request target (percent-encoded) and the Host header of an http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme, parts.hostname, parts.port
+    except ValueError as error:  # brackets that hold no address, a port that is not a number
+        raise InvalidURL(f"not a URL that can be requested: {error}") from None
     if scheme not in ("http", "https") or not host:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise InvalidURL(f"not an http(s) URL: {url!r}")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidURL(f"not a host name: {host!r}") from None
+    if not set(host) <= _HOST_CHARACTERS:
+        raise InvalidURL(f"not a host name: {host!r}")
     default = 443 if scheme == "https" else 80
-    port = parts.port or default
+    port = port or default
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
     return (scheme, host, port), target, host_header
-
-
-def _head(connection: _Connection, until: float) -> tuple[int, list[tuple[str, str]], str]:
-    """The next status line and header fields from the connection, consumed from its buffer."""
-    buffer = connection.buffer
-    while (end := buffer.find(b"\r\n\r\n", 0, _HEAD_LIMIT)) < 0:
-        if len(buffer) >= _HEAD_LIMIT:
-            raise ProtocolError("the answer's headers are too large")
-        if not connection.fill(until):
-            raise TransportError("the connection closed before an answer")
-    raw = bytes(buffer[:end]).decode("latin-1")
-    del buffer[: end + 4]
-    status_line, *field_lines = raw.split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or not (code.isdigit() and code.isascii()):
-        raise ProtocolError("the answer does not start with an HTTP/1 status line")
-    fields = []
-    for line in field_lines:
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
-            raise ProtocolError("the answer has a malformed header field")
-        fields.append((name, value.strip()))
-    return int(code), fields, version
 
 
 def _connect(
@@ -381,17 +399,15 @@ def _connect(
     addresses: Sequence[Address] | None,
     tls: ssl.SSLContext | None,
 ) -> _Connection:
+    """A connection to the origin: its name resolved, one of its addresses, TLS, all within `timeout`."""
     scheme, host, port = origin
     until = time.monotonic() + timeout
     try:
-        if addresses is None:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        else:
-            sock = _connect_to(addresses, until)
+        sock = _connect_to(addresses or resolve(host, port, until), until)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             sock.settimeout(max(until - time.monotonic(), 0.001))
-            sock = (tls or _tls()).wrap_socket(sock, server_hostname=host)
+            sock = (tls or tls_context()).wrap_socket(sock, server_hostname=host)
     except TimeoutError:
         raise ConnectTimeout(f"no connection to {host} within {timeout:g} seconds") from None
     except OSError as error:  # refused, unreachable, a name that does not resolve, a certificate refused
@@ -399,8 +415,39 @@ def _connect(
     return _Connection(origin, sock)
 
 
+def resolve(host: str, port: int, until: float) -> list[Address]:
+    """The addresses of `host`, or TimeoutError once the monotonic time `until` passes.
+
+    The system's resolver has no timeout of its own, so a name is looked up in a
+    thread this call stops waiting for; an address literal needs no lookup.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return [(family, (host, port))]
+        except (OSError, ValueError):
+            pass
+    found: list[list[Address] | Exception] = []
+
+    def lookup() -> None:
+        try:
+            answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.append([(family, address) for family, *_, address in answers])
+        except (OSError, ValueError) as error:  # UnicodeError (a label too long) is a ValueError
+            found.append(error)
+
+    thread = threading.Thread(target=lookup, name="resolve", daemon=True)
+    thread.start()
+    thread.join(max(until - time.monotonic(), 0.0))
+    if not found:
+        raise TimeoutError(f"{host} did not resolve in time")
+    if isinstance(found[0], Exception):
+        raise OSError(f"{host} does not resolve: {found[0]}")
+    return found[0]
+
+
 def _connect_to(addresses: Sequence[Address], until: float) -> socket.socket:
-    """A connection to the first of `addresses` that accepts one."""
+    """A connection to the first of `addresses` that accepts one, all tries within `until`."""
     failure: OSError = OSError("no address to connect to")
     for family, address in addresses:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -417,8 +464,17 @@ def _connect_to(addresses: Sequence[Address], until: float) -> socket.socket:
 
 
 @cache
-def _tls() -> ssl.SSLContext:
-    """Certificates verified against Mozilla's roots (certifi), as the platform's own may be missing."""
+def _llhttp() -> ModuleType:
+    """httptools, imported with the first answer rather than with the function (cold starts)."""
+    import httptools
+
+    return httptools
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one client TLS context: certificates verified against Mozilla's roots (certifi),
+    as the platform's own may be missing. Made on first use (loading the roots takes milliseconds)."""
     import ssl
 
     import certifi

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from http import HTTPStatus
@@ -36,6 +37,7 @@ class Request:
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = environ.get("PATH_INFO", "/")
         self.id = "req_" + os.urandom(12).hex()  # what secrets.token_hex(12) is, without its layers
+        self.started = time.perf_counter()  # when it arrived, for the latency its activity entry states
         # Headers every response to this request carries (rate-limit state, provider).
         self.response_headers: dict[str, str] = {}
         # Called once the answer was sent or abandoned (the server closed its body), with
@@ -115,6 +117,11 @@ class Response:
         self.headers = headers or {}
         # What producing the answer used (`promptTokens`, ...), and `errors` once it failed midway.
         self.used: dict[str, int] = {}
+        # The error code the caller heard, in the envelope or in a stream's last event.
+        self.error: str | None = None
+        # perf_counter() when the server took the first byte of the body, and when it closed it.
+        self.first_byte_at: float | None = None
+        self.ended_at: float | None = None
 
 
 def dumps(data: object) -> bytes:
@@ -130,8 +137,31 @@ def json_response(data: object, status: int = 200, headers: dict[str, str] | Non
     )
 
 
+def csv_response(columns: tuple[str, ...], rows: Iterable[dict[str, object]], name: str) -> Response:
+    """`rows` as `text/csv` for spreadsheets: a header row of `columns`, then one line per row, downloaded as `name`."""
+    import csv  # only the routes that offer CSV pay for it
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    body = text.getvalue().encode()
+    return Response(
+        [body],
+        200,
+        {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Length": str(len(body)),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
 def error_response(error: GatewayError) -> Response:
-    return json_response(error.envelope(), error.status, error.headers)
+    response = json_response(error.envelope(), error.status, error.headers)
+    response.error = error.code
+    return response
 
 
 def event_stream(
@@ -155,7 +185,7 @@ def event_stream(
     )
     if used is not None:
         response.used = used
-    response.body = _guarded(events, response.used)
+    response.body = _guarded(events, response)
     return response
 
 
@@ -172,20 +202,24 @@ def media_stream(chunks: Iterable[bytes], content_type: str, content_length: int
     return Response(chunks, 200, headers)
 
 
-def _guarded(events: Iterator[bytes], used: dict[str, int]) -> Iterator[bytes]:
+def _guarded(events: Iterator[bytes], response: Response) -> Iterator[bytes]:
     try:
         yield from events
     except GatewayError as error:
-        used["errors"] = 1
-        yield b"data: " + dumps(error.envelope()) + b"\n\n"
+        yield _last_event(error, response)
     except Exception:
         log.exception("stream failed")
-        used["errors"] = 1
-        yield b"data: " + dumps(InternalError("The stream failed inside the gateway.").envelope()) + b"\n\n"
+        yield _last_event(InternalError("The stream failed inside the gateway."), response)
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+def _last_event(error: GatewayError, response: Response) -> bytes:
+    """The error event a failed stream ends with, counted as the answer's error."""
+    response.used["errors"], response.error = 1, error.code
+    return b"data: " + dumps(error.envelope()) + b"\n\n"
 
 
 Handler = Callable[[Request], Response]
@@ -254,12 +288,16 @@ class _Reported:
 
     def __next__(self) -> bytes:
         try:
-            return next(self._chunks)
+            chunk = next(self._chunks)
         except StopIteration:
             raise
-        except Exception:
+        except Exception as error:
             self._failed = True
+            self._response.error = error.code if isinstance(error, GatewayError) else InternalError.code
             raise
+        if self._response.first_byte_at is None and chunk:
+            self._response.first_byte_at = time.perf_counter()
+        return chunk
 
     def close(self) -> None:
         try:
@@ -267,6 +305,7 @@ class _Reported:
             if close is not None:
                 close()
         finally:
+            self._response.ended_at = time.perf_counter()
             try:
                 self._report(self._response, self._failed or bool(self._response.used.get("errors")))
             except Exception:  # the answer is out: what reporting it does must not break the server

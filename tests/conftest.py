@@ -51,7 +51,10 @@ class Gateway:
     """A running local server and a client for it."""
 
     def __init__(
-        self, env: dict[str, str], argv: tuple[str, ...] = ("-m", "lib.devserver", "--port", "{port}")
+        self,
+        env: dict[str, str],
+        argv: tuple[str, ...] = ("-m", "lib.devserver", "--port", "{port}"),
+        cwd: Path = ROOT,
     ) -> None:
         self.env = env
         self.port = free_port()
@@ -61,7 +64,7 @@ class Gateway:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
             [sys.executable, *(arg.format(port=self.port) for arg in argv)],
-            cwd=ROOT,
+            cwd=cwd,
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=self.log,
             stderr=subprocess.STDOUT,

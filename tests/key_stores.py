@@ -44,6 +44,25 @@ def supabase(postgres: Postgres) -> Iterator[FakeSupabase]:
         yield fake
 
 
+@pytest.fixture(scope="session")
+def supabase_new_keys(postgres: Postgres) -> Iterator[FakeSupabase]:
+    """A project as Supabase creates one today: publishable and secret keys only (its legacy JWT
+    keys disabled), access tokens signed ES256 with a key its JWKS publishes."""
+    with FakeSupabase(postgres, JWT_SECRET, JWKS, signing_key=(EC_KEY, "ec-1"), legacy_keys=False) as fake:
+        yield fake
+
+
+def new_keys_env(supabase: FakeSupabase) -> dict[str, str]:
+    """CloudGPT on such a project with only the new names and keys: no JWT secret, no legacy key."""
+    return {
+        "SUPABASE_URL": supabase.url,
+        "SUPABASE_SECRET_KEY": supabase.secret_key,
+        "SUPABASE_PUBLISHABLE_KEY": supabase.publishable_key,
+        "RATE_LIMIT_CHAT_AUTHENTICATED": "100000",
+        "RATE_LIMIT_ACCOUNT": "100000",
+    }
+
+
 def access_token(
     user: str,
     issuer: str | None = None,

@@ -71,15 +71,17 @@ def test_a_token_from_another_project_is_refused(store: Store) -> None:
     assert response.json()["error"]["code"] == "invalid_token"
 
 
-def test_access_tokens_are_not_api_keys(store: Store) -> None:
-    """Chat takes API keys only: a valid access token there is a 401, not a user."""
-    response = store.gateway.client.post(
-        "/api/chat",
-        json={"model": "openai", "messages": [{"role": "user", "content": "hi"}]},
-        headers=store.auth(store.token(store.new_user())),
-    )
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "invalid_api_key"
+def test_an_access_token_on_chat_counts_as_its_user_without_a_key(store: Store) -> None:
+    """The playground's way in: a signed-in user's calls get the user's limits and usage, under no key."""
+    token = store.token(store.new_user())
+    chat = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+    response = store.gateway.client.post("/api/chat", json=chat, headers=store.auth(token))
+    assert response.status_code == 200, response.text
+    assert response.headers["X-RateLimit-Limit"] == "100000"  # the authenticated budget
+    forged = store.token(store.new_user(), key="another-secret-of-at-least-thirty-two-bytes")
+    refused = store.gateway.client.post("/api/chat", json=chat, headers=store.auth(forged))
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_token"
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from tests.conftest import AS_ON_VERCEL, ROOT, UPSTREAM_KEY, Gateway, free_port
 from tests.fakes.pollinations import FakePollinations
+from tests.fakes.server import FakeHandler, LoopbackFake
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token, store_env
@@ -41,7 +42,7 @@ def test_the_check_of_a_local_server_reports_every_part_working(
     assert line(lines, "warn  configuration") == "warn  configuration (on local): missing MAPLEAI_API_KEY"
     assert "through pollinations" in line(lines, "ok    chat: openai answered 200")
     assert "limit 10/min, remaining 9" in line(lines, "ok    rate limit (anonymous)")
-    assert "from the function (then " in line(lines, "ok    key store: sqlite, round trip")
+    assert line(lines, "ok    key store: sqlite, round trip").endswith(" ms from the function")
     assert line(lines, "ok    counters: sqlite, round trip")
     assert lines[-1] == "all good"
 
@@ -52,7 +53,8 @@ def test_the_check_of_supabase_and_upstash_reports_them_and_accepts_the_key(
     postgres: Postgres,
     upstash: UpstashEmulator,
 ) -> None:
-    env = store_env("supabase", supabase) | upstash_env(upstash.url) | {"MAPLEAI_API_KEY": "maple-key"}
+    env = store_env("supabase", supabase) | upstash_env(upstash.url)
+    env |= {"MAPLEAI_API_KEY": "maple-key", "SUPABASE_ANON_KEY": supabase.anon_key}
     gateway = start_gateway(**env)
     token = access_token(postgres.new_user(), f"{supabase.url}/auth/v1")
     key = gateway.client.post("/api/keys", headers={"Authorization": f"Bearer {token}"}).json()["key"]
@@ -75,7 +77,7 @@ def test_the_check_of_an_unconfigured_vercel_deployment_names_what_is_missing_an
     assert status == 1
     assert line(lines, "warn  configuration") == (
         "warn  configuration (on vercel, region fra1): missing MAPLEAI_API_KEY, SUPABASE_URL, "
-        "SUPABASE_SERVICE_ROLE_KEY, UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN"
+        "SUPABASE_SECRET_KEY, UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN"
     )
     assert line(lines, "FAIL  key store") == (
         "FAIL  key store: none configured, not usable (key_store_not_configured)"
@@ -137,3 +139,21 @@ def test_a_server_that_is_not_cloudgpt_fails_the_first_line(upstream: FakePollin
     status, lines = run_check(upstream.url)
     assert status == 1
     assert lines[1:] == ["FAIL  functions: GET /api/models answered HTTP 404", "1 check failed"]
+
+
+def test_a_deployments_strings_are_printed_with_their_control_characters_escaped() -> None:
+    # The check prints what a deployment answers: a line break would forge a line of its own.
+    message = "down\nok    all good\x1b[2J"
+    envelope = {"error": {"message": message, "type": "server_error", "code": "x\ry", "param": None}}
+
+    class Hostile(FakeHandler):
+        def do_GET(self) -> None:
+            self.send_json(503, envelope)
+
+    with LoopbackFake(Hostile) as hostile:
+        status, lines = run_check(hostile.url)
+    assert status == 1
+    assert lines[1:] == [
+        "FAIL  functions: GET /api/models answered 503 x\\x0dy: down\\x0aok    all good\\x1b[2J",
+        "1 check failed",
+    ]

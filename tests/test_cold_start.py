@@ -21,6 +21,7 @@ DEFERRED = (
     "lib.providers.mapleai",
     "lib.media",
     "httpx",
+    "httptools",
 )
 
 

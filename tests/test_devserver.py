@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,8 @@ import pytest
 
 from lib.devserver import Router
 from lib.keys.format import new_key
-from tests.conftest import Gateway
+from tests.conftest import ROOT, UPSTREAM_KEY, Gateway, gateway_env
+from tests.fakes.pollinations import FakePollinations
 from tests.function_server import QuietHandler, ThreadingServer
 
 ECHO = """
@@ -167,3 +170,64 @@ def test_the_local_server_stays_local_when_vercel_is_set(start_gateway) -> None:
     # A well-formed key nobody issued is looked up in the embedded key store: a 401, not a 503.
     unknown = {"Authorization": f"Bearer {new_key()}"}
     assert gateway.client.post("/api/chat", json=chat, headers=unknown).status_code == 401
+
+
+def server_log(gateway: Gateway, until: bytes, timeout: float = 10) -> str:
+    """The gateway's output so far, once it holds `until` (printed lines come a moment after the answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gateway.log.seek(0)
+        output = gateway.log.read()
+        if until in output or time.monotonic() > deadline:
+            return output.decode(errors="replace")
+        time.sleep(0.02)
+
+
+def test_the_access_log_prints_control_characters_in_a_path_escaped(gateway: Gateway) -> None:
+    # A decoded %0a would start a forged line; %1b an escape sequence; U+202E turns text around.
+    forged = "/x%0aDashboard%20sign-in%20(one%20use):%20http://evil.example/%1b[2J%e2%80%ae"
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(f"GET {forged} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        while sock.recv(65536):
+            pass
+    output = server_log(gateway, b"GET /x")
+    assert "GET /x\\x0aDashboard sign-in (one use): http://evil.example/\\x1b[2J\\u202e 404 " in output
+    assert "\nDashboard sign-in (one use): http://evil" not in output
+    assert "\x1b" not in output
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start_naming_the_port(gateway: Gateway) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lib.devserver", "--port", str(gateway.port), "--workers", "1"],
+        cwd=ROOT,
+        env=gateway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"Port {gateway.port} on 127.0.0.1 is taken" in done.stderr
+    assert "serving on" not in done.stdout
+    # The first server still answers every request, none of them lost to a second one.
+    assert all(gateway.client.get("/api/models/chat").status_code == 200 for _ in range(6))
+
+
+def test_make_dev_reads_a_dotenv_file_and_the_environment_wins(
+    upstream: FakePollinations, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "# what an operator keeps beside the project\n"
+        "RATE_LIMIT_CHAT_ANONYMOUS=7\n"
+        'MAPLEAI_API_KEY="maple key from .env"\n'
+        "POLLINATIONS_API_KEY=not-the-one-in-the-environment\n"
+    )
+    env = gateway_env(upstream, tmp_path / "data", PYTHONPATH=str(ROOT))
+    gateway = Gateway(env, cwd=tmp_path)  # `make dev` in the folder holding the .env
+    try:
+        assert gateway.client.get("/api/config").json()["limits"]["chat"]["anonymous"] == 7
+        assert gateway.client.get("/api/health").json()["providers"]["mapleai"] == {"apiKey": True}
+        chat = {"model": "openai", "messages": [{"role": "user", "content": "dotenv"}]}
+        assert gateway.client.post("/api/chat", json=chat).status_code == 200
+        assert upstream.received("dotenv").headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+    finally:
+        gateway.stop()

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import AS_ON_VERCEL, Gateway
 from tests.fakes.supabase import FakeSupabase
-from tests.key_stores import JWT_SECRET, fresh_code, print_signin, printed_code
+from tests.key_stores import JWT_SECRET, SIGNIN_LINK, fresh_code, print_signin, printed_code
 
 
 def redeem(gateway: Gateway, code: str):
@@ -166,9 +166,12 @@ def test_local_tokens_and_codes_are_refused_where_sign_in_is_not_local(
     response = gateway.client.get("/api/keys", headers=bearer(token))
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == "invalid_token"
-    session = redeem(gateway, fresh_code(data_dir))
-    assert session.status_code == 404
-    assert session.json()["error"]["code"] == "route_not_found"
+    for session in (
+        redeem(gateway, fresh_code(data_dir)),
+        gateway.client.delete("/api/session", headers=bearer(token)),
+    ):
+        assert session.status_code == 404
+        assert session.json()["error"]["code"] == "route_not_found"
 
 
 def test_the_link_is_not_printed_where_sign_in_is_not_local(elsewhere: dict[str, Gateway]) -> None:
@@ -195,3 +198,53 @@ def test_make_signin_refuses_where_sign_in_is_not_local(data_dir: str) -> None:
     done = print_signin(CLOUDGPT_DATA_DIR=data_dir, SUPABASE_URL="https://project.supabase.co")
     assert done.returncode == 1
     assert "only for the embedded default" in done.stderr and "#code=" not in done.stdout
+
+
+def test_signing_out_ends_the_session_in_every_process_at_once(local: Gateway, data_dir: str) -> None:
+    token = redeem(local, fresh_code(data_dir)).json()["accessToken"]
+    other = redeem(local, fresh_code(data_dir)).json()["accessToken"]  # another tab's sign-in
+    assert local.client.get("/api/keys", headers=bearer(token)).status_code == 200
+    ended = local.client.delete("/api/session", headers=bearer(token))
+    assert ended.status_code == 204, ended.text
+    chat = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+    for refused in (
+        local.client.get("/api/keys", headers=bearer(token)),
+        local.client.post("/api/chat", json=chat, headers=bearer(token)),
+    ):
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "invalid_token"
+        assert "session has ended" in refused.json()["error"]["message"]
+    assert local.client.get("/api/keys", headers=bearer(other)).status_code == 200  # only that session
+    assert local.client.delete("/api/session", headers=bearer(token)).status_code == 204  # twice is fine
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, "missing_credentials"), (bearer("cgpt_" + "a" * 40), "invalid_token")],
+)
+def test_sign_out_without_a_session_token_is_a_401(local: Gateway, headers: dict, code: str) -> None:
+    response = local.client.delete("/api/session", headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_new_local_secret_ends_every_token_at_once(
+    start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    gateway = start_gateway(CLOUDGPT_DATA_DIR=str(tmp_path))
+    token = redeem(gateway, fresh_code(str(tmp_path))).json()["accessToken"]
+    assert gateway.client.get("/api/keys", headers=bearer(token)).status_code == 200
+    (tmp_path / "local-signin.json").unlink()  # what an operator does to end every session
+    response = gateway.client.get("/api/keys", headers=bearer(token))
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_token"
+    fresh = redeem(gateway, fresh_code(str(tmp_path))).json()["accessToken"]  # signed with the new secret
+    assert gateway.client.get("/api/keys", headers=bearer(fresh)).status_code == 200
+
+
+def test_make_signin_prints_a_link_to_the_port_the_server_runs_on(local: Gateway, data_dir: str) -> None:
+    done = print_signin(CLOUDGPT_DATA_DIR=data_dir, PORT="3000")  # the server runs on another port
+    match = SIGNIN_LINK.search(done.stdout)
+    assert match, done.stdout + done.stderr
+    assert match.group(1).startswith(f"{local.url}/dashboard#code=")
+    assert redeem(local, match.group(2)).status_code == 200

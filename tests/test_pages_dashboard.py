@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -35,6 +38,13 @@ def row_of(browser: Browser, key_prefix: str):
     )
 
 
+def session_token(browser: Browser) -> str:
+    """The local session's access token, as the pages keep it for every tab of the origin."""
+    return browser.driver.execute_script(
+        "return JSON.parse(localStorage.getItem('cloudgpt.local-session')).token"
+    )
+
+
 def chat_with(gateway: Gateway, key: str) -> httpx.Response:
     return httpx.post(
         f"{gateway.url}/api/chat",
@@ -53,15 +63,92 @@ def test_the_printed_link_signs_in_once_and_leaves_the_address_bar(
     browser.visible("#signed-in")
     assert browser.text("#who") == "the local operator"
     assert "code" not in browser.driver.current_url  # gone from the address bar and the history entry
-    assert browser.driver.execute_script("return Object.keys(localStorage).length") == 0
+    assert link.split("#code=")[1] not in browser.driver.execute_script("return JSON.stringify(localStorage)")
     browser.find("#sign-out").click()
     browser.visible("#local-signin")
 
     browser.allowed.append("status of 401")
     browser.open(link)  # a second use of the same link
     message = browser.text_of("#status", "already used")
+    assert "`" not in message  # plain words
     assert browser.find("#status").get_attribute("class") == "status error", message
     assert not browser.find("#signed-in").is_displayed()
+
+
+def test_a_link_pasted_into_the_open_tab_signs_in(browser: Browser, pages_gateway: Gateway) -> None:
+    browser.open(f"{pages_gateway.url}/dashboard")
+    browser.visible("#local-signin")
+    browser.driver.get(signin_link(pages_gateway))  # only the fragment changes: no reload
+    browser.visible("#signed-in")
+    assert "code" not in browser.driver.current_url
+
+
+def test_a_used_link_in_a_signed_in_tab_says_so_and_keeps_the_session(
+    browser: Browser, pages_gateway: Gateway
+) -> None:
+    link = signin_link(pages_gateway)
+    browser.open(link)
+    browser.visible("#signed-in")
+    token = session_token(browser)
+    browser.allowed.append("status of 401")
+    browser.driver.get(link)  # the same link again, pasted into the signed-in tab
+    message = browser.text_of("#status", "already used")
+    assert message == "That sign-in link was already used or has expired. You are still signed in."
+    assert browser.find("#signed-in").is_displayed() and session_token(browser) == token
+    assert chat_with(pages_gateway, token).status_code == 200
+
+
+def test_the_session_is_shared_by_tabs_and_signing_out_ends_it_on_the_server(
+    browser: Browser, pages_gateway: Gateway
+) -> None:
+    sign_in(browser, pages_gateway)
+    token = session_token(browser)
+    first = browser.driver.current_window_handle
+    browser.driver.switch_to.new_window("tab")
+    try:
+        browser.driver.get(f"{pages_gateway.url}/dashboard")  # a new tab is signed in too
+        browser.visible("#signed-in")
+        browser.find("#sign-out").click()
+        browser.visible("#local-signin")
+        assert chat_with(pages_gateway, token).status_code == 401  # the token itself is refused
+        keys = httpx.get(f"{pages_gateway.url}/api/keys", headers={"Authorization": f"Bearer {token}"})
+        assert keys.status_code == 401 and keys.json()["error"]["code"] == "invalid_token"
+    finally:
+        browser.driver.close()
+        browser.driver.switch_to.window(first)
+    browser.visible("#local-signin")  # the first tab saw the sign-out
+
+
+def run_snippet(language: str, code: str, **env: str) -> str:
+    """Run a quick-connect snippet as a person would after copying it; its output."""
+    command = {"curl": ["bash", "-c", code], "Python": [sys.executable, "-c", code]}[language]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_snippets_run_as_copied_with_the_new_key_then_from_the_environment(
+    browser: Browser, pages_gateway: Gateway
+) -> None:
+    sign_in(browser, pages_gateway)
+    key = create_key(browser, "snippets")
+    environment = {"CLOUDGPT_API_KEY": "", "OPENAI_API_KEY": ""}
+    curl = browser.text_of("#snippet", key)  # the new key is on screen: the snippet holds it
+    assert "echo: Hello!" in run_snippet("curl", curl, **environment)
+    browser.find("#snippet-tabs button[value=Python]").click()
+    python = browser.text_of("#snippet", key)
+    assert "echo: Hello!" in run_snippet("Python", python, **environment)
+
+    browser.find("#hide-key").click()  # "Done": the key leaves the screen, and the snippets
+    python = browser.text_of("#snippet", "CLOUDGPT_API_KEY")
+    assert key not in python and key not in browser.find("body").text
+    assert "export CLOUDGPT_API_KEY=" in browser.text("#snippet-note")
+    assert "echo: Hello!" in run_snippet("Python", python, CLOUDGPT_API_KEY=key)
+    browser.find("#snippet-tabs button[value=curl]").click()
+    curl = browser.text_of("#snippet", "$CLOUDGPT_API_KEY")
+    assert "echo: Hello!" in run_snippet("curl", curl, CLOUDGPT_API_KEY=key)
 
 
 def test_a_key_is_shown_once_copied_listed_by_prefix_works_and_stops_when_revoked(
@@ -86,7 +173,7 @@ def test_a_key_is_shown_once_copied_listed_by_prefix_works_and_stops_when_revoke
     row = row_of(browser, key[:9])
     assert "Production app" in row.text and f"{key[:9]}..." in row.text
     assert key not in browser.find("#keys").text  # the list shows the prefix only
-    assert key[:9] in browser.text("#snippet")  # quick connect names the selected key
+    assert key in browser.text("#snippet")  # quick connect holds the new key while it is shown
     assert browser.text("#base-url") == f"{origin}/v1"
 
     assert chat_with(pages_gateway, key).status_code == 200
@@ -119,7 +206,7 @@ def test_a_key_name_with_markup_is_shown_as_text(browser: Browser, pages_gateway
     key = create_key(browser, XSS)
     row = row_of(browser, key[:9])
     assert row.find_element("css selector", ".key-name").text == XSS
-    assert browser.all("#keys img") == [] and browser.all("#connect-key img") == []
+    assert browser.all("#keys img") == []
     assert browser.driver.title != "owned"
 
 
@@ -155,9 +242,7 @@ def test_dashboard_is_usable_at_375_px(browser: Browser, pages_gateway: Gateway)
 
 def requests_recorded(browser: Browser, gateway: Gateway, count: int) -> None:
     """Wait until GET /api/usage counts `count` requests: records are written just after each answer."""
-    token = browser.driver.execute_script(
-        "return JSON.parse(sessionStorage.getItem('cloudgpt.local-session')).token"
-    )
+    token = session_token(browser)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         usage = httpx.get(f"{gateway.url}/api/usage", headers={"Authorization": f"Bearer {token}"}).json()
@@ -208,9 +293,7 @@ def test_the_25_key_cap_is_said_in_plain_words(
 ) -> None:
     gateway = start_gateway(RATE_LIMIT_ACCOUNT="1000")  # a fresh operator, with room for 26 key calls
     sign_in(browser, gateway)
-    token = browser.driver.execute_script(
-        "return JSON.parse(sessionStorage.getItem('cloudgpt.local-session')).token"
-    )
+    token = session_token(browser)
     for number in range(24):
         made = httpx.post(
             f"{gateway.url}/api/keys",

@@ -77,6 +77,48 @@ def test_sign_up_create_a_key_sign_out_and_in_again(browser: Browser, supabase_g
     row_of(browser, key[:9])
 
 
+def supabase_session(browser: Browser) -> dict:
+    """The session supabase-js keeps in localStorage (its `sb-<project>-auth-token` entry)."""
+    return browser.driver.execute_script(
+        "const k = Object.keys(localStorage).find((k) => k.endsWith('-auth-token'));"
+        "return k && JSON.parse(localStorage.getItem(k))"
+    )
+
+
+def test_the_session_is_shared_by_tabs_and_sign_out_ends_it_at_supabase_auth(
+    browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase
+) -> None:
+    email = new_email()
+    open_dashboard(browser, supabase_gateway)
+    fill(browser, email, PASSWORD)
+    browser.find("#sign-up").click()
+    signed_in_as(browser, email)
+    session = supabase_session(browser)
+    first = browser.driver.current_window_handle
+    browser.driver.switch_to.new_window("tab")
+    try:
+        browser.driver.get(f"{supabase_gateway.url}/dashboard")
+        signed_in_as(browser, email)  # the new tab shares the session
+        browser.find("#sign-out").click()
+        browser.visible("#password-form")
+    finally:
+        browser.driver.close()
+        browser.driver.switch_to.window(first)
+    browser.visible("#password-form")  # the first tab followed
+    auth = f"{supabase.url}/auth/v1"
+    user = httpx.get(
+        f"{auth}/user",
+        headers={"apikey": supabase.anon_key, "Authorization": f"Bearer {session['access_token']}"},
+    )
+    assert user.status_code == 403  # Supabase Auth refuses the ended session
+    refreshed = httpx.post(
+        f"{auth}/token?grant_type=refresh_token",
+        headers={"apikey": supabase.anon_key},
+        json={"refresh_token": session["refresh_token"]},
+    )
+    assert refreshed.status_code == 400  # and it cannot be renewed
+
+
 def test_wrong_password_is_said_in_plain_words(browser: Browser, supabase_gateway: Gateway) -> None:
     browser.allowed.append("status of 400")  # the browser logs the refused sign-in
     open_dashboard(browser, supabase_gateway)

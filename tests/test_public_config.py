@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from lib.public_config import origin
-from lib.settings import load, settings
+from lib.settings import load
 from lib.web import Request
-from tests.conftest import AS_ON_VERCEL, Gateway
+from tests.conftest import AS_ON_VERCEL, Gateway, gateway_env
+from tests.fakes.pollinations import FakePollinations
 from tests.fakes.supabase import FakeSupabase
 from tests.key_stores import JWT_SECRET
+from tests.vercel_runtime import VercelFunction
 
 
 def config(gateway: Gateway, **headers: str) -> dict:
     response = gateway.client.get("/api/config", headers=headers)
     assert response.status_code == 200, response.text
-    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert response.headers["Cache-Control"] == "private, max-age=60"
     return response.json()
 
 
@@ -62,26 +65,43 @@ def test_on_vercel_without_supabase_there_are_no_accounts(start_gateway: Callabl
 
 
 @pytest.mark.parametrize(
-    ("vercel", "environ", "expected"),
+    ("environ", "expected"),
     [
-        ("1", {"wsgi.url_scheme": "https", "HTTP_HOST": "x.vercel.app", "HTTP_X_FORWARDED_HOST": "cloudgpt.dev"},
+        ({"wsgi.url_scheme": "https", "HTTP_HOST": "cloudgpt.dev", "HTTP_X_FORWARDED_HOST": "evil.example"},
          "https://cloudgpt.dev"),
-        ("1", {"wsgi.url_scheme": "https", "HTTP_HOST": "cloudgpt.dev"}, "https://cloudgpt.dev"),
-        ("", {"HTTP_HOST": "127.0.0.1:3000", "HTTP_X_FORWARDED_HOST": "evil.example"}, "http://127.0.0.1:3000"),
-        ("", {"SERVER_NAME": "localhost", "SERVER_PORT": "8080"}, "http://localhost:8080"),
+        ({"HTTP_HOST": "127.0.0.1:3000"}, "http://127.0.0.1:3000"),
+        ({"HTTP_HOST": "[::1]:3000"}, "http://[::1]:3000"),
+        ({"SERVER_NAME": "localhost", "SERVER_PORT": "8080"}, "http://localhost:8080"),
+        ({"HTTP_HOST": "evil.example/phish?", "SERVER_NAME": "localhost", "SERVER_PORT": "8080"},
+         "http://localhost:8080"),
+        ({"HTTP_HOST": "a b", "SERVER_NAME": "x/y"}, "http://localhost"),
     ],
 )  # fmt: skip
-def test_the_base_url_is_the_origin_the_caller_reached(
-    monkeypatch: pytest.MonkeyPatch, vercel: str, environ: dict[str, str], expected: str
+def test_the_base_url_is_the_host_the_caller_reached(environ: dict[str, str], expected: str) -> None:
+    assert origin(Request({"wsgi.url_scheme": "http", **environ})) == expected
+
+
+def test_on_vercel_a_clients_forwarded_host_in_any_spelling_is_not_the_base_url(
+    upstream: FakePollinations, tmp_path: Path
 ) -> None:
-    # In-process: the local server (waitress) drops X-Forwarded-Host before the app sees it.
-    monkeypatch.setenv("VERCEL", vercel)
-    settings.cache_clear()
+    # Vercel's runtime writes a client's `X_Forwarded_Host` to HTTP_X_FORWARDED_HOST, over the platform's.
+    env = gateway_env(upstream, tmp_path, VERCEL="1")
+    function = VercelFunction.from_source("api/config.py", env)
     try:
-        assert origin(Request({"wsgi.url_scheme": "http", **environ})) == expected
+        for spelling in ("X_Forwarded_Host", "x_forwarded_host", "X-Forwarded-Host"):
+            headers = {
+                "Host": "cloudgpt.example",
+                "x-forwarded-proto": "https",
+                "x-forwarded-host": "cloudgpt.example",
+                spelling: "evil.example",
+            }
+            response = function.client.get("/api/config", headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["baseUrl"] == "https://cloudgpt.example/v1"
+            # One caller's answer is never a shared cache's answer to another.
+            assert response.headers["Cache-Control"] == "private, max-age=60"
     finally:
-        monkeypatch.undo()
-        settings.cache_clear()
+        function.stop()
 
 
 def test_supabase_without_its_anon_key_offers_no_sign_in(start_gateway: Callable[..., Gateway]) -> None:

@@ -23,7 +23,7 @@ from lib.errors import UpstreamError
 from lib.providers.openai_compatible import chat_completion
 from lib.schemas import ChatRequest
 from lib.upstream import Deadline, open_response, read_body
-from tests.fakes.scripted import Reply, ScriptedServer
+from tests.fakes.scripted import Blackhole, Reply, ScriptedServer
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 CHUNKED = (
@@ -47,6 +47,15 @@ def read_all(response: transport.Response) -> bytes:
     return body
 
 
+def connections_used(reply: Reply, calls: int, body: bytes) -> int:
+    """How many connections `calls` calls took, each answered with `reply` and read whole as `body`."""
+    with ScriptedServer(lambda n: reply) as server:
+        pool = transport.Pool("test")
+        for _ in range(calls):
+            assert read_all(request(pool, server.url)) == body
+        return server.connections
+
+
 def fetched(reply: Reply) -> bytes:
     """The body read through lib.upstream (which maps every failure) from a server sending `reply`."""
     with ScriptedServer(lambda n: reply) as server:
@@ -56,11 +65,11 @@ def fetched(reply: Reply) -> bytes:
 
 def test_a_chunked_answer_split_at_every_byte_is_read_whole_and_its_connection_reused() -> None:
     byte_by_byte: Reply = [CHUNKED[:60], *(CHUNKED[i : i + 1] for i in range(60, len(CHUNKED)))]
-    with ScriptedServer(lambda n: byte_by_byte) as server:
-        pool = transport.Pool("test")
-        assert read_all(request(pool, server.url)) == b"hello world"
-        assert read_all(request(pool, server.url)) == b"hello world"
-        assert server.connections == 1
+    assert connections_used(byte_by_byte, 2, b"hello world") == 1
+
+
+def test_an_answer_that_arrives_in_one_piece_keeps_its_connection() -> None:
+    assert connections_used([OK], 3, b'{"ok":true}') == 1
 
 
 def test_a_stream_closed_after_its_last_event_keeps_its_connection() -> None:
@@ -310,3 +319,162 @@ def test_a_provider_whose_certificate_does_not_verify_is_never_sent_the_request(
             open_response("provider", "POST", server.url, api_key="secret", json_body={}, retries=0)
         assert refused.value.code == "upstream_unreachable"
         assert server.requests == []
+
+
+# The defects a review proved against the hand-written parser, each on the scripted server.
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
+    """Whether `condition` holds within `seconds` (a peer's close is seen by the other side a little later)."""
+    until = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(
+            [
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\n"
+                b"bb8\r\n" + b"x" * 3000 + b"\r\n0\r\n\r\n"
+            ],
+            id="chunked-and-a-length",
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n"],
+            id="gzip-then-chunked",
+        ),
+        pytest.param(
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nraw"], id="a-coding-that-is-not-chunked"
+        ),
+        pytest.param(
+            [
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\nSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"
+            ],
+            id="bare-lf-in-a-value",
+        ),
+        pytest.param(
+            [
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\rSet-Cookie: pwned=1\r\nContent-Length: 2\r\n\r\nok"
+            ],
+            id="bare-cr-in-a-value",
+        ),
+        pytest.param([b"HTTP/1.1 2000K\r\nContent-Length: 2\r\n\r\nok"], id="four-digit-status"),
+        pytest.param([b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"], id="not-http1"),
+        pytest.param(
+            [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nok"],
+            id="switching-protocols-unasked",
+        ),
+    ],
+)
+def test_an_answer_whose_framing_or_fields_a_conformant_parser_refuses_is_malformed(reply: Reply) -> None:
+    with pytest.raises(UpstreamError) as refused:
+        fetched(reply)
+    assert refused.value.code == "upstream_malformed"
+
+
+def test_a_switching_protocols_answer_never_puts_its_connection_back() -> None:
+    switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    with ScriptedServer(lambda n: [switching] if n == 0 else [OK]) as server:
+        pool = transport.Pool("test")
+        with pytest.raises(transport.ProtocolError):
+            request(pool, server.url)
+        assert read_all(request(pool, server.url)) == b'{"ok":true}'
+        assert server.connections == 2
+
+
+def test_an_http10_answer_framed_by_chunks_is_read_but_its_connection_not_kept() -> None:
+    # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; close after it.
+    old = (
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    )
+    assert connections_used([old], 2, b"ok") == 2
+
+
+def test_a_path_with_spaces_and_non_ascii_letters_goes_out_percent_encoded() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        response = open_response(
+            "provider", "GET", f"{server.url}/files/ünï 图.png?name=a b&x=ü", api_key=None, retries=0
+        )
+        read_body("provider", response, Deadline.start(5))
+        request_line = server.requests[0].split(b"\r\n", 1)[0]
+        assert request_line == b"GET /files/%C3%BCn%C3%AF%20%E5%9B%BE.png?name=a%20b&x=%C3%BC HTTP/1.1"
+
+
+def test_a_path_already_percent_encoded_is_sent_as_it_is() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        response = open_response("provider", "GET", f"{server.url}/a%20b/%2E?q=%26", api_key=None, retries=0)
+        read_body("provider", response, Deadline.start(5))
+        assert server.requests[0].startswith(b"GET /a%20b/%2E?q=%26 HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://exa mple.example/x", "http://[::1/x", "http://host.example:port/x", "ftp://host.example/x"],
+)
+def test_a_url_that_cannot_be_sent_is_a_malformed_upstream_error(url: str) -> None:
+    with pytest.raises(UpstreamError) as refused:
+        open_response("provider", "GET", url, api_key=None, retries=0)
+    assert refused.value.code == "upstream_malformed"
+
+
+def test_the_connect_timeout_bounds_every_address_of_a_name_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Blackhole() as a, Blackhole() as b, Blackhole() as c:
+        # The name resolves to three addresses that never answer (DNS is the one thing emulated here).
+        found = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", hole.address) for hole in (a, b, c)]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: found)
+        started = time.monotonic()
+        with pytest.raises(transport.ConnectTimeout):
+            request(transport.Pool("test"), "http://three.example.invalid/", connect_timeout=0.5)
+        assert time.monotonic() - started < 1.2  # one timeout, not three (1.5 s)
+
+
+def test_a_name_that_resolves_slowly_is_bounded_by_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolve = socket.getaddrinfo
+
+    def slow_resolver(*args: object, **kwargs: object) -> object:
+        time.sleep(3)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    started = time.monotonic()
+    with pytest.raises(transport.ConnectTimeout):
+        request(transport.Pool("test"), "http://slow.example.invalid/", connect_timeout=0.3)
+    assert time.monotonic() - started < 1.5
+
+
+def pinned_get(pool: transport.Pool, server: ScriptedServer, host: str) -> bytes:
+    """A GET to `host` (its own origin) connected to the scripted server."""
+    response = pool.request(
+        "GET", f"http://{host}:{server.port}/", headers={},
+        connect_timeout=2, write_timeout=2, first_byte_timeout=2,
+        addresses=[(socket.AF_INET, ("127.0.0.1", server.port))],
+    )  # fmt: skip
+    return read_all(response)
+
+
+def test_idle_connections_are_capped_across_all_origins() -> None:
+    with ScriptedServer(lambda n: [OK]) as server:
+        pool = transport.Pool("test")
+        for i in range(40):
+            assert pinned_get(pool, server, f"origin{i}.example.invalid") == b'{"ok":true}'
+        assert wait_until(lambda: server.open_connections <= transport.IDLE_TOTAL)
+        assert transport.IDLE_TOTAL < 40
+
+
+def test_an_idle_connection_past_its_time_is_closed_by_the_next_call_to_any_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transport, "_IDLE_SECONDS", 0.1)
+    with ScriptedServer(lambda n: [OK]) as server:
+        pool = transport.Pool("test")
+        pinned_get(pool, server, "first.example.invalid")
+        time.sleep(0.2)
+        pinned_get(pool, server, "second.example.invalid")
+        assert wait_until(lambda: server.open_connections == 1)

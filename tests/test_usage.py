@@ -250,6 +250,7 @@ def test_a_revoked_keys_usage_stays_under_its_id_and_keyid_picks_one_key(usage_g
     assert usage_gateway.client.delete(f"/api/keys/{other_id}", headers=account.token).status_code == 200
     answer = account.usage().json()
     assert {row["keyId"] for row in answer["data"]} == {account.key_id, other_id}
+    assert answer["revokedKeys"] == {other_id: "Default key"}  # the name it had
     only = account.usage(f"?keyId={other_id}&days=1").json()
     assert [row["keyId"] for row in only["data"]] == [other_id]
     assert only["from"] == only["to"]

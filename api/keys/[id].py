@@ -4,12 +4,13 @@ Both need an access token (an account session), not an API key (403), and count
 against the user's account budget (429 past it); an unknown id and another
 user's id get the same 404. PATCH takes any of `name`, `expires`, `disabled`,
 `models`, `limits`, `quota` (null clears a control) and answers the key as
-GET /api/keys lists it. DELETE answers `{"deleted": true, "id"}`. Either holds
-on every instance within a second: each request with the key reads its change
-marker in the same round trip as its rate-limit count.
+GET /api/keys lists it. DELETE answers `{"deleted": true, "id"}`; the key's
+usage keeps its name (`revokedKeys` in GET /api/usage). Either holds on every
+instance within a second: each request with the key reads its change marker in
+the same round trip as its rate-limit count.
 """
 
-from lib import keys
+from lib import keys, usage
 from lib.errors import NotFound
 from lib.identity import account_session
 from lib.limits import enforce_account
@@ -33,8 +34,10 @@ def delete_key(request: Request) -> Response:
     user = account_session(request).user  # 401 without a valid access token, 403 for a key
     enforce_account(request, user)  # 429 past the minute's account budget
     key_id = request.query("id")  # Vercel passes the path segment as query `id`
+    names = {key["id"]: key["name"] for key in keys.list_keys(user)}
     if not keys.revoke(user, key_id):
         raise _not_found()
+    usage.revoked(user, key_id, str(names.get(key_id, key_id)))  # its usage keeps its name
     return json_response({"deleted": True, "id": key_id})
 
 

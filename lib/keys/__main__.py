@@ -10,6 +10,10 @@ Controls: --expires <Unix s> | --no-expires, --disable | --enable,
 (together they replace the key's limits) | --no-limits, --quota-period day|month
 with --quota-requests <n> and/or --quota-tokens <n> | --no-quota.
 python -m lib.keys usage  --user <uuid> [--days 30] [--key <key id>]
+
+`--operator` in place of `--user <uuid>` is the local dashboard's user (the embedded
+default, without Supabase): the keys it makes are the ones the dashboard shows after
+a `make signin` link.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 import uuid
 from typing import Any
 
-from lib import keys, usage
+from lib import accounts, keys, local_signin, usage
 from lib.errors import GatewayError
 from lib.usage.query import parse_days, parse_key_id
 
@@ -34,7 +38,7 @@ def _user(value: str) -> str:
 
 def usage_table(report: dict[str, Any]) -> str:
     """GET /api/usage's answer as a table: a row per day, key, model and modality, then the totals."""
-    head = ["date", "keyId", "model", "modality", *usage.METRICS]
+    head = list(usage.USAGE_COLUMNS)
     rows = [[str(row[name]) if row[name] is not None else "-" for name in head] for row in report["data"]]
     rows.append(["total", "", "", "", *(str(report["totals"][name]) for name in usage.METRICS)])
     widths = [max(len(line[i]) for line in [head, *rows]) for i in range(len(head))]
@@ -111,10 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--days", help="UTC days to cover, today included (1 to 90, default 30)")
     report.add_argument("--key", help="only this key's usage (key_...)")
     for command in commands.choices.values():
-        command.add_argument("--user", required=True, type=_user, help="the user's id (a UUID)")
+        who = command.add_mutually_exclusive_group(required=True)
+        who.add_argument("--user", type=_user, help="the user's id (a UUID)")
+        who.add_argument(
+            "--operator", action="store_true", help="the local dashboard's user (make dev, no Supabase)"
+        )
     args = parser.parse_args(argv)
+    if args.operator and accounts.mode() != "local":
+        parser.error(
+            "--operator is the local dashboard's user, which exists only without Supabase and off "
+            "Vercel; give --user <uuid>"
+        )
 
     try:
+        if args.operator:
+            args.user = local_signin.operator()
         if args.command == "create":
             body = _checked(parser, "CreateKeyRequest", _fields(args))
             result: object = keys.create(args.user, body.name, body.controls())

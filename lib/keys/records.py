@@ -27,12 +27,18 @@ class KeyLimitReached(BadRequest):
 
 
 class KeyStoreUnavailable(ServiceUnavailable):
-    """The key store could not be used: unreachable, too slow, or failing."""
+    """The key store could not be used: unreachable, too slow, or failing.
+
+    `problem` tells the operator which (GET /api/health shows it; a caller only gets the 503):
+    `functions_missing` (migrations not applied), `wrong_key` (the store refused the
+    project key), `unreachable` (no answer in time) or `failing` (anything else).
+    """
 
     code = "key_store_unavailable"
 
-    def __init__(self) -> None:
+    def __init__(self, problem: str = "failing") -> None:
         super().__init__("The API key store cannot be used right now.")
+        self.problem = problem
 
 
 def limit_reached() -> KeyLimitReached:

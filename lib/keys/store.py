@@ -41,12 +41,13 @@ def key_store() -> KeyStore:
     url, service_key = current.supabase_url, current.supabase_service_role_key
     if service_key and not url:
         raise SettingsError(
-            "CloudGPT is misconfigured: SUPABASE_SERVICE_ROLE_KEY is set without SUPABASE_URL."
+            "CloudGPT is misconfigured: SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY) is set "
+            "without SUPABASE_URL."
         )
     if not (url and service_key) and current.on_vercel:
         raise ServiceUnavailable(
             "API keys are not configured: on Vercel they need Supabase "
-            "(SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY).",
+            "(SUPABASE_URL and SUPABASE_SECRET_KEY).",
             code="key_store_not_configured",
         )
     if url and service_key:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -44,17 +45,20 @@ class _Malformed(ValueError):
 class SupabaseKeys:
     def __init__(self, url: str, service_role_key: str, breaker: Breaker) -> None:
         options = ClientOptions(
-            httpx_client=httpx.Client(timeout=TIMEOUT_SECONDS),  # connect, read, write and pool
+            httpx_client=httpx.Client(  # the timeout bounds connect, read, write and pool
+                timeout=TIMEOUT_SECONDS, event_hooks={"response": [_note_status]}
+            ),
             auto_refresh_token=False,
             persist_session=False,
         )
         self._client = create_client(url, service_role_key, options)
         self._breaker = breaker
+        self._problem = "failing"  # what the last failure was: the answer while the breaker is open
 
     def _call(self, function: str, check: Any, **params: Any) -> Any:
         """The function's answer once `check` accepts it; KeyStoreUnavailable at once while the breaker is open."""
         if not self._breaker.allows():
-            raise KeyStoreUnavailable()
+            raise KeyStoreUnavailable(self._problem)
         try:
             answer = check(self._client.rpc(function, params).execute().data)
         except APIError as error:
@@ -63,14 +67,19 @@ class SupabaseKeys:
                 self._breaker.succeeded()
                 raise verdict from None
             log.error("key store %s failed: %s %s", function, error.code, error.message)
-        # httpx's failures; a body that is not JSON, or not the function's shape.
+            self._problem = _problem(error, getattr(_status, "code", None))
+        except httpx.TransportError as error:  # no connection, or no answer in time
+            log.error("key store %s failed: %s", function, type(error).__name__)
+            self._problem = "unreachable"
+        # httpx's other failures; a body that is not JSON, or not the function's shape.
         except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as error:
             log.error("key store %s failed: %s", function, type(error).__name__)
+            self._problem = "failing"
         else:
             self._breaker.succeeded()
             return answer
         self._breaker.failed()
-        raise KeyStoreUnavailable()
+        raise KeyStoreUnavailable(self._problem)
 
     def create(self, key: NewKey, max_keys: int) -> int:
         return self._call(
@@ -104,6 +113,23 @@ class SupabaseKeys:
             p_touch_after_seconds=touch_after,
         )
         return None if found is None else verified(found, found["user_id"], hash)
+
+
+# postgrest-py's APIError carries the error body but not its HTTP status; each thread notes it here.
+_status = threading.local()
+
+
+def _note_status(response: httpx.Response) -> None:
+    _status.code = response.status_code
+
+
+def _problem(error: APIError, status: int | None) -> str:
+    """Which failure a PostgREST error is, for the operator (GET /api/health)."""
+    if error.code == "PGRST202":  # no such function in the schema: supabase/migrations not applied
+        return "functions_missing"
+    if status in (401, 403):  # the gateway or PostgREST refused the project key
+        return "wrong_key"
+    return "failing"
 
 
 def _verdict(error: APIError) -> GatewayError | None:

@@ -1,19 +1,36 @@
-"""Usage rows in one SQLite file: the embedded store, shared by every thread and process.
+"""Usage rows and activity entries in one SQLite file: the embedded store, shared by every thread and process.
 
-Records add to their rows with upserts in one transaction, atomic across
-processes, so concurrent requests are never lost; rows older than KEEP_DAYS are swept once a day per process.
+Records add to their rows with upserts, and their activity entries are inserted, in
+one transaction, atomic across processes, so concurrent requests are never lost.
+Once a day per process, rows older than KEEP_DAYS are swept, and activity entries
+past both ACTIVITY_DAYS and a user's last ACTIVITY_KEPT.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lib.counters import Add, CountersUnavailable, counters
 from lib.settings import settings
 from lib.sqlite_file import open_sqlite
-from lib.usage import KEEP_DAYS, METRICS, Entry, UsageUnavailable
+from lib.usage import (
+    ACTIVITY_DAYS,
+    ACTIVITY_KEPT,
+    DAY_SECONDS,
+    KEEP_DAYS,
+    METRICS,
+    Entry,
+    UnknownEntry,
+    UsageUnavailable,
+)
+
+if TYPE_CHECKING:
+    from lib.usage.query import ActivityQuery
 
 _COLUMNS = ("requests", "errors", "prompt_tokens", "completion_tokens", "images", "video_seconds")
 _COLUMN = dict(zip(METRICS, _COLUMNS, strict=True))
@@ -31,6 +48,37 @@ class SqliteUsage:
             PRIMARY KEY (user_id, day, key_id, model, modality)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS usage_day ON usage (day);
+        CREATE TABLE IF NOT EXISTS activity (
+            seq INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            model TEXT,
+            failed INTEGER NOT NULL,
+            entry TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS activity_newest ON activity (user_id, time, seq);
+        CREATE INDEX IF NOT EXISTS activity_id ON activity (id);
+        CREATE TABLE IF NOT EXISTS key_names (
+            user_id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            PRIMARY KEY (user_id, key_id)
+        ) WITHOUT ROWID;
+    """
+    _KEEP = """
+        INSERT INTO activity (user_id, time, id, key_id, model, failed, entry) VALUES (?, ?, ?, ?, ?, ?, ?)
+    """
+    # Past ACTIVITY_DAYS and not among its user's last ACTIVITY_KEPT: the entries no longer kept.
+    _SWEEP_ACTIVITY = """
+        DELETE FROM activity WHERE seq IN (
+            SELECT seq FROM (
+                SELECT seq, time, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY time DESC, seq DESC) AS newer
+                FROM activity
+            ) WHERE newer > ? AND time < ?
+        )
     """
     _ADD = f"""
         INSERT INTO usage (user_id, day, key_id, model, modality, {", ".join(_COLUMNS)})
@@ -60,15 +108,32 @@ class SqliteUsage:
             )
             for entry in entries
         ]
+        kept = [
+            (
+                entry.user,
+                a["time"],
+                a["id"],
+                a["keyId"],
+                a["model"],
+                int(a["error"] is not None),
+                json.dumps(a, separators=(",", ":")),
+            )
+            for entry in entries
+            if (a := entry.activity) is not None
+        ]
         day = max(entry.day for entry in entries)
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     self._db.executemany(self._ADD, rows)
+                    self._db.executemany(self._KEEP, kept)
                     if day != self._swept_day:  # once a day and process: drop what is past keeping
                         self._swept_day = day
                         self._db.execute("DELETE FROM usage WHERE day < ?", (day - KEEP_DAYS,))
+                        self._db.execute("DELETE FROM key_names WHERE day < ?", (day - KEEP_DAYS,))
+                        oldest = (time.time() - ACTIVITY_DAYS * DAY_SECONDS) * 1000
+                        self._db.execute(self._SWEEP_ACTIVITY, (ACTIVITY_KEPT, oldest))
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -96,3 +161,52 @@ class SqliteUsage:
             Entry(day, user, key_id, model, modality, dict(zip(METRICS, counts, strict=True)))
             for day, key_id, model, modality, *counts in found
         ]
+
+    def activity(self, user: str, query: ActivityQuery) -> tuple[list[dict[str, object]], bool]:
+        where, args = ["user_id = ?"], [user]
+        for column, value in (("key_id", query.key_id), ("model", query.model)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.status is not None:
+            where.append("failed = ?")
+            args.append(int(query.status == "error"))
+        limit = -1 if query.limit is None else query.limit + 1  # one more says whether more follow
+        try:
+            with self._lock:
+                if query.before is not None:
+                    after = self._db.execute(
+                        "SELECT time, seq FROM activity WHERE id = ? AND user_id = ?", (query.before, user)
+                    ).fetchone()
+                    if after is None:
+                        raise UnknownEntry()
+                    where.append("(time, seq) < (?, ?)")
+                    args.extend(after)
+                found = self._db.execute(
+                    f"SELECT entry FROM activity WHERE {' AND '.join(where)} ORDER BY time DESC, seq DESC LIMIT ?",
+                    (*args, limit),
+                ).fetchall()
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error
+        entries: list[dict[str, Any]] = [json.loads(entry) for (entry,) in found]
+        if query.limit is not None and len(entries) > query.limit:
+            return entries[: query.limit], True
+        return entries, False
+
+    def name_key(self, user: str, key_id: str, name: str) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO key_names (user_id, key_id, name, day) VALUES (?, ?, ?, ?)",
+                    (user, key_id, name, int(time.time() // DAY_SECONDS)),
+                )
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error
+
+    def key_names(self, user: str) -> dict[str, str]:
+        try:
+            with self._lock:
+                found = self._db.execute("SELECT key_id, name FROM key_names WHERE user_id = ?", (user,))
+                return dict(found.fetchall())
+        except sqlite3.Error as error:
+            raise UsageUnavailable() from error

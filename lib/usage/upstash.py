@@ -12,21 +12,70 @@ concurrent instances never lose a count. Reading N days is one `/pipeline` of N
 
 from __future__ import annotations
 
+import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from lib.counters.upstash import rest_client
-from lib.usage import DAY_SECONDS, KEEP_DAYS, METRICS, Entry, UsageUnavailable
+from lib.usage import (
+    ACTIVITY_DAYS,
+    ACTIVITY_KEPT,
+    DAY_SECONDS,
+    KEEP_DAYS,
+    METRICS,
+    Entry,
+    UnknownEntry,
+    UsageUnavailable,
+)
 
 if TYPE_CHECKING:
     from upstash_redis.client import Pipeline
 
     from lib.breaker import Breaker
+    from lib.usage.query import ActivityQuery
 
 KEY_PREFIX = "cgpt:usage:"
+ACTIVITY_PREFIX = "cgpt:activity:"
+NAMES_PREFIX = "cgpt:keynames:"  # a user's revoked keys' names, by id
+_PAGE = 200  # entries a read looks at per round trip
+
+# KEYS: the ids by time, the entries. ARGV: the oldest time kept regardless, how many
+# entries are kept regardless, the keys' lifetime in seconds, then (time, id, entry) triples.
+_KEEP = """
+for i = 4, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+end
+local kept = math.max(redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf'), tonumber(ARGV[2]))
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -(kept + 1))) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return kept
+"""
+# KEYS: the ids by time, the entries. ARGV: the id the page starts after ('' for the
+# newest), how many to look at. Answers the ids and their entries, or nil when that id is not there.
+_PAGE_AFTER = """
+local start = 0
+if ARGV[1] ~= '' then
+  local rank = redis.call('ZREVRANK', KEYS[1], ARGV[1])
+  if not rank then return false end
+  start = rank + 1
+end
+local ids = redis.call('ZREVRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1)
+if #ids == 0 then return {{}, {}} end
+return {ids, redis.call('HMGET', KEYS[2], unpack(ids))}
+"""
 
 
 def _key(user: str, day: int) -> str:
     return f"{KEY_PREFIX}{user}:{day}"
+
+
+def _activity_keys(user: str) -> list[str]:
+    return [f"{ACTIVITY_PREFIX}{user}", f"{ACTIVITY_PREFIX}{user}:entries"]
 
 
 class UpstashUsage:
@@ -52,10 +101,16 @@ class UpstashUsage:
         return answer
 
     def add(self, entries: list[Entry]) -> None:
-        """Add the entries' counts in one round trip: one transaction for all of them."""
+        """Add the entries' counts and keep their activity in one round trip: one transaction for all of them."""
         transaction = self._redis.multi()
         keys = []
+        activity: dict[str, list[str]] = {}
         for entry in entries:
+            if entry.activity is not None:
+                a = entry.activity
+                activity.setdefault(entry.user, []).extend(
+                    (str(a["time"]), str(a["id"]), json.dumps(a, separators=(",", ":")))
+                )
             key = _key(entry.user, entry.day)
             prefix = f"{entry.key_id}|{entry.model}|{entry.modality}|"
             for name in METRICS:
@@ -64,6 +119,10 @@ class UpstashUsage:
             keys.append(key)
         for key in dict.fromkeys(keys):
             transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
+        oldest = int((time.time() - ACTIVITY_DAYS * DAY_SECONDS) * 1000)
+        for user, triples in activity.items():
+            limits = [str(oldest), str(ACTIVITY_KEPT), str(KEEP_DAYS * DAY_SECONDS)]
+            transaction.eval(_KEEP, keys=_activity_keys(user), args=limits + triples)
         for entry in entries:
             if entry.tally is not None:  # a key's token quota: its tokens, as the answer ended
                 tally, ttl = entry.tally
@@ -83,3 +142,37 @@ class UpstashUsage:
                 key_id, model, modality, metric = name.rsplit("|", 3)
                 rows.setdefault((day, key_id, model, modality), {})[metric] = int(value)
         return [Entry(day, user, *row, counts) for (day, *row), counts in rows.items()]
+
+    def activity(self, user: str, query: ActivityQuery) -> tuple[list[dict[str, object]], bool]:
+        """Batches of the user's entries, newest first, until the page is full or none are left."""
+        found: list[dict[str, Any]] = []
+        after = query.before or ""
+        while True:
+            pipeline = self._redis.pipeline()
+            pipeline.eval(_PAGE_AFTER, keys=_activity_keys(user), args=[after, str(_PAGE)])
+            (batch,) = self._call(pipeline)
+            if batch is None:
+                raise UnknownEntry()
+            ids, texts = batch
+            for text in texts:
+                entry = json.loads(text) if text else None
+                if entry is None or not query.matches(entry):
+                    continue
+                if query.limit is not None and len(found) == query.limit:
+                    return found, True
+                found.append(entry)
+            if len(ids) < _PAGE:
+                return found, False
+            after = ids[-1]
+
+    def name_key(self, user: str, key_id: str, name: str) -> None:
+        transaction = self._redis.multi()
+        transaction.hset(NAMES_PREFIX + user, key_id, name)
+        transaction.expire(NAMES_PREFIX + user, KEEP_DAYS * DAY_SECONDS)
+        self._call(transaction)
+
+    def key_names(self, user: str) -> dict[str, str]:
+        pipeline = self._redis.pipeline()
+        pipeline.hgetall(NAMES_PREFIX + user)
+        (names,) = self._call(pipeline)
+        return names or {}

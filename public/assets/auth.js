@@ -1,7 +1,9 @@
-// Who is signed in on the dashboard, in the mode GET /api/config names:
-// - "supabase": Supabase Auth through the vendored supabase-js (which keeps its own session);
-// - "local": the one-use sign-in link `make dev` prints; its token lives in this tab's
-//   sessionStorage only, never in localStorage or a URL;
+// Who is signed in, on the dashboard and the playground, in the mode GET /api/config names:
+// - "supabase": Supabase Auth through the vendored supabase-js (which keeps its own session,
+//   shared by the browser's tabs);
+// - "local": the one-use sign-in link `make dev` prints; its token is kept in localStorage,
+//   shared by this origin's tabs until it expires or one of them signs out (which ends it on
+//   the server too), never in a URL;
 // - "none": accounts are not configured here.
 import { api } from "/assets/common.js";
 
@@ -19,32 +21,63 @@ function loadSupabase() {
   });
 }
 
-/** The local operator's session: from a `#code=` link (consumed at once), else this tab's. */
-async function localAuth(onChange) {
-  const code = new URLSearchParams(location.hash.slice(1)).get("code");
-  if (code) {
-    history.replaceState(null, "", location.pathname + location.search); // the code leaves the address bar
-    const response = await api("/api/session", { json: { code } });
-    const session = await response.json();
-    sessionStorage.setItem(LOCAL_SESSION, JSON.stringify({ token: session.accessToken, expiresAt: session.expiresAt }));
+/** The local session this browser keeps, while it has not expired. */
+function savedLocal() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(LOCAL_SESSION) || "null");
+    if (saved && saved.token && saved.expiresAt > Date.now() / 1000 + 5) return saved;
+  } catch {
+    // unreadable: signed out
   }
-  const current = () => {
+  localStorage.removeItem(LOCAL_SESSION);
+  return null;
+}
+
+/** The local operator's session: from a `#code=` link (on load or pasted later), else the browser's. */
+async function localAuth(onChange, onNotice) {
+  let current = savedLocal();
+  const tell = () => onChange(current ? { token: current.token, who: "the local operator" } : null);
+  const end = (token) => api("/api/session", { method: "DELETE", token }).catch(() => {}); // already ended: fine
+
+  /** Sign in with the `#code=` in the address, if any; what to tell the person, or null. */
+  async function redeem() {
+    const code = new URLSearchParams(location.hash.slice(1)).get("code");
+    if (!code) return null;
+    history.replaceState(null, "", location.pathname + location.search); // the code leaves the address bar
     try {
-      const saved = JSON.parse(sessionStorage.getItem(LOCAL_SESSION) || "null");
-      if (saved && saved.expiresAt > Date.now() / 1000 + 5) return saved;
-    } catch {
-      // unreadable: signed out
+      const session = await (await api("/api/session", { json: { code } })).json();
+      if (current) end(current.token); // replaced: the old session ends
+      current = { token: session.accessToken, expiresAt: session.expiresAt };
+      localStorage.setItem(LOCAL_SESSION, JSON.stringify(current));
+      return null;
+    } catch (error) {
+      if (error.code === "invalid_code" && current) {
+        return ["That sign-in link was already used or has expired. You are still signed in.", ""];
+      }
+      return [error.message, "error"];
     }
-    sessionStorage.removeItem(LOCAL_SESSION);
-    return null;
-  };
-  const saved = current();
-  onChange(saved ? { token: saved.token, who: "the local operator" } : null);
+  }
+  async function follow() {
+    const notice = await redeem();
+    tell();
+    if (notice) onNotice(...notice);
+  }
+
+  window.addEventListener("hashchange", follow); // a link pasted into this tab
+  window.addEventListener("storage", (event) => {
+    if (event.key !== LOCAL_SESSION && event.key !== null) return; // another tab signed in or out
+    current = savedLocal();
+    tell();
+  });
+  await follow();
   return {
     mode: "local",
     async signOut() {
-      sessionStorage.removeItem(LOCAL_SESSION);
-      onChange(null);
+      const ending = current;
+      current = null;
+      localStorage.removeItem(LOCAL_SESSION);
+      tell();
+      if (ending) await end(ending.token);
     },
   };
 }
@@ -89,16 +122,19 @@ async function supabaseAuth(config, onChange, onRecovery) {
       check(await client.auth.signInWithOAuth({ provider, options: { redirectTo: redirect } }));
     },
     async signOut() {
-      check(await client.auth.signOut());
+      check(await client.auth.signOut({ scope: "local" })); // this session ends at Supabase Auth
     },
   };
 }
 
-/** The sign-in of this deployment; onChange(session | null) on every change, session = {token, who}. */
-export async function startAuth(config, onChange, onRecovery) {
+/**
+ * The sign-in of this deployment; onChange(session | null) on every change, session = {token, who};
+ * onNotice(message, kind) for what the person should read (a used link, a failed sign-in).
+ */
+export async function startAuth(config, onChange, onRecovery = () => {}, onNotice = () => {}) {
   const auth = config.auth || { mode: "none" };
   if (auth.mode === "supabase" && auth.supabase) return supabaseAuth(auth.supabase, onChange, onRecovery);
-  if (auth.mode === "local") return localAuth(onChange);
+  if (auth.mode === "local") return localAuth(onChange, onNotice);
   onChange(null);
   return { mode: "none" };
 }

@@ -118,3 +118,22 @@ export async function models() {
 export function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "never";
 }
+
+/**
+ * Tables marked `stack` become one block per row on a narrow screen (site.css), each cell
+ * labelled with its column's heading: every cell gets `data-label`, now and whenever rows change.
+ */
+export function stackTables(root) {
+  for (const table of root.querySelectorAll("table.stack")) {
+    const label = () => {
+      const headings = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+      for (const row of table.tBodies[0].rows) {
+        [...row.cells].forEach((cell, i) => {
+          if (headings[i] && cell.colSpan === 1) cell.dataset.label = headings[i];
+        });
+      }
+    };
+    label();
+    new MutationObserver(label).observe(table.tBodies[0], { childList: true });
+  }
+}

@@ -1,7 +1,9 @@
 // /dashboard: sign in, then API keys (create, shown once, copy, revoke), quick connect
-// snippets and usage. Every key call carries the account's access token, never a key.
+// snippets, usage (usage.js) and activity (activity.js). Every key call carries the account's access token, never a key.
+import { showActivity } from "/assets/activity.js";
 import { startAuth } from "/assets/auth.js";
-import { ApiError, api, copy, el, say, when } from "/assets/common.js";
+import { ApiError, api, copy, el, say, stackTables, when } from "/assets/common.js";
+import { showUsage } from "/assets/usage.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -41,8 +43,9 @@ async function onSession(session) {
   }
   $("who").textContent = session.who;
   if (arriving) say(status, "");
-  const keysLoaded = loadKeys();
-  await Promise.all([keysLoaded, loadUsage(keysLoaded)]);
+  const keysLoaded = loadKeys().then(() => keys);
+  const { names, models } = await showUsage(token, keysLoaded, failed);
+  await showActivity(token, names, models, failed);
 }
 
 function signInForms(mode, methods) {
@@ -161,7 +164,7 @@ function renderKeys() {
   $("create").disabled = keys.length >= max;
   if (keys.length >= max) say(keysStatus, `You have ${max} keys, the most an account can have. Revoke one to create another.`, "error");
   else if (!keysStatus.classList.contains("error") && !keysStatus.textContent.startsWith("Revoke")) say(keysStatus, `${keys.length} of ${max} keys.`);
-  renderConnect();
+  renderSnippet();
 }
 
 async function createKey(event) {
@@ -175,9 +178,7 @@ async function createKey(event) {
     show("new-key", true);
     $("key-name").value = "";
     say(keysStatus, "");
-    await loadKeys();
-    $("connect-key").value = created.id; // quick connect shows the new key
-    renderSnippet();
+    await loadKeys(); // quick connect shows the new key
     $("copy-key").focus();
   } catch (error) {
     failed(keysStatus, error);
@@ -195,52 +196,48 @@ async function revokeKey(key) {
 }
 
 // ---- quick connect ----
+// A snippet runs as copied: it holds the new key while that is on screen, and otherwise
+// reads CLOUDGPT_API_KEY from the environment (the note under it says how to set it).
 
+const ENV = "CLOUDGPT_API_KEY";
 const SNIPPETS = {
   curl: (base, key) => `curl ${base}/chat/completions \\
-  -H "Authorization: Bearer ${key}" \\
+  -H "Authorization: Bearer ${key || `$${ENV}`}" \\
   -H "Content-Type: application/json" \\
   -d '{"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]}'`,
-  Python: (base, key) => `from openai import OpenAI
+  Python: (base, key) => `${key ? "" : "import os\n\n"}from openai import OpenAI
 
-client = OpenAI(base_url="${base}", api_key="${key}")
+client = OpenAI(base_url="${base}", api_key=${key ? `"${key}"` : `os.environ["${ENV}"]`})
 reply = client.chat.completions.create(
     model="openai", messages=[{"role": "user", "content": "Hello!"}]
 )
 print(reply.choices[0].message.content)`,
   JavaScript: (base, key) => `import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: "${base}", apiKey: "${key}" });
+const client = new OpenAI({ baseURL: "${base}", apiKey: ${key ? `"${key}"` : `process.env.${ENV}`} });
 const reply = await client.chat.completions.create({
   model: "openai",
   messages: [{ role: "user", content: "Hello!" }],
 });
 console.log(reply.choices[0].message.content);`,
-  httpx: (base, key) => `import httpx
+  httpx: (base, key) => `${key ? "" : "import os\n\n"}import httpx
 
 reply = httpx.post(
     "${base}/chat/completions",
-    headers={"Authorization": "Bearer ${key}"},
+    headers={"Authorization": ${key ? `"Bearer ${key}"` : `f"Bearer {os.environ['${ENV}']}"`}},
     json={"model": "openai", "messages": [{"role": "user", "content": "Hello!"}]},
     timeout=300,
 )
 print(reply.json()["choices"][0]["message"]["content"])`,
 };
 
-function renderConnect() {
-  const select = $("connect-key");
-  const previous = select.value;
-  select.replaceChildren(...keys.map((key) => el("option", { value: key.id }, `${key.name} (${key.prefix})`)));
-  if (!keys.length) select.append(el("option", { value: "" }, "Create a key first"));
-  if (keys.some((key) => key.id === previous)) select.value = previous;
-  renderSnippet();
-}
-
 function renderSnippet() {
-  const key = keys.find((k) => k.id === $("connect-key").value);
-  const placeholder = key ? key.prefix : "cgpt_...";
+  const key = $("new-key-value").textContent; // on screen only until "Done"
   $("base-url").textContent = config.baseUrl;
-  $("snippet").textContent = SNIPPETS[language](config.baseUrl, placeholder);
+  $("snippet").textContent = SNIPPETS[language](config.baseUrl, key);
+  $("snippet-note").textContent = key
+    ? "This snippet holds your new key and runs as copied. Keep it secret; once you press Done, snippets read the key from CLOUDGPT_API_KEY instead."
+    : `This snippet reads your key from the environment variable ${ENV}. Set it first, with the key you copied when you created it: export ${ENV}=cgpt_… (PowerShell: $env:${ENV} = "cgpt_…").`;
   for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
 }
 
@@ -257,112 +254,10 @@ function snippetTabs() {
   );
 }
 
-// ---- usage ----
-
-const MODALITIES = ["chat", "image", "video"];
-
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** Stacked bars: requests per day, one colour per modality. */
-function chart(usage) {
-  const days = [];
-  for (let d = new Date(`${usage.from}T00:00:00Z`); d <= new Date(`${usage.to}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1)) {
-    days.push(d.toISOString().slice(0, 10));
-  }
-  const totals = new Map(days.map((day) => [day, { chat: 0, image: 0, video: 0 }]));
-  for (const row of usage.data) {
-    const day = totals.get(row.date);
-    if (day && row.modality in day) day[row.modality] += row.requests;
-  }
-  const peak = Math.max(1, ...[...totals.values()].map((t) => t.chat + t.image + t.video));
-  const width = 600;
-  const height = 180;
-  const bar = width / Math.max(days.length, 1);
-  const plot = height - 20;
-  const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Requests per day by modality" });
-  days.forEach((day, i) => {
-    let y = plot;
-    for (const modality of MODALITIES) {
-      const count = totals.get(day)[modality];
-      if (!count) continue;
-      const h = (count / peak) * (plot - 16); // the top 16 px hold the "max" label
-      y -= h;
-      const rect = svg("rect", { x: i * bar + 1, y, width: Math.max(bar - 2, 1), height: h, class: `${modality}-bar` });
-      rect.append(svg("title", {}, `${day}: ${count} ${modality}`));
-      picture.append(rect);
-    }
-    if (i % 7 === 0) picture.append(svg("text", { x: i * bar + 1, y: height - 5, class: "axis" }, day.slice(5)));
-  });
-  picture.append(svg("text", { x: width - 4, y: 10, class: "axis", "text-anchor": "end" }, `max ${peak}/day`));
-  const legend = el(
-    "div",
-    { className: "legend" },
-    MODALITIES.map((m) => el("span", {}, el("span", { className: `swatch ${m}` }), m)),
-  );
-  return [legend, picture];
-}
-
-function usageTable(usage) {
-  const names = new Map(keys.map((key) => [key.id, `${key.name} (${key.prefix})`]));
-  const rows = new Map();
-  for (const row of usage.data) {
-    const id = `${row.keyId} ${row.model}`;
-    const sum = rows.get(id) || { keyId: row.keyId, model: row.model, requests: 0, errors: 0, tokens: 0, images: 0, videoSeconds: 0 };
-    sum.requests += row.requests || 0;
-    sum.errors += row.errors || 0;
-    sum.tokens += (row.promptTokens || 0) + (row.completionTokens || 0);
-    sum.images += row.images || 0;
-    sum.videoSeconds += row.videoSeconds || 0;
-    rows.set(id, sum);
-  }
-  return [...rows.values()].sort((a, b) => b.requests - a.requests).map((r) =>
-    el(
-      "tr",
-      {},
-      el("td", {}, names.get(r.keyId) || (r.keyId ? r.keyId : "(revoked key)")),
-      el("td", {}, r.model),
-      el("td", {}, r.requests),
-      el("td", {}, r.errors),
-      el("td", {}, r.tokens),
-      el("td", {}, r.images),
-      el("td", {}, r.videoSeconds),
-    ),
-  );
-}
-
-// Usage is fetched beside the keys, and its table drawn once they are in: a row names its key.
-async function loadUsage(keysLoaded) {
-  const note = $("usage-status");
-  let response;
-  try {
-    response = await api("/api/usage?days=30", { token });
-  } catch (error) {
-    $("usage-chart").replaceChildren();
-    show("usage-table", false);
-    if (error instanceof ApiError && error.status === 404) {
-      say(note, "Usage per day is not available on this server yet; each key's last use is in the list above.");
-      note.classList.add("muted");
-    } else failed(note, error);
-    return;
-  }
-  const usage = await response.json();
-  await keysLoaded;
-  $("usage-chart").replaceChildren(...chart(usage));
-  const rows = usageTable(usage);
-  $("usage-table").tBodies[0].replaceChildren(...rows);
-  show("usage-table", rows.length > 0);
-  say(note, rows.length ? `${usage.from} to ${usage.to} (UTC).` : "No requests in the last 30 days.");
-  note.classList.add("muted");
-}
-
 // ---- start ----
 
 async function start() {
+  stackTables(document);
   $("password-form").addEventListener("submit", passwordSubmit);
   $("recovery-form").addEventListener("submit", recoverySubmit);
   $("create-form").addEventListener("submit", createKey);
@@ -370,10 +265,10 @@ async function start() {
   $("hide-key").addEventListener("click", () => {
     $("new-key-value").textContent = "";
     show("new-key", false);
+    renderSnippet();
     $("key-name").focus();
   });
   $("copy-snippet").addEventListener("click", (event) => copy($("snippet").textContent, event.currentTarget));
-  $("connect-key").addEventListener("change", renderSnippet);
   $("sign-out").addEventListener("click", () => auth.signOut().catch((error) => say(status, error.message, "error")));
   snippetTabs();
   try {
@@ -387,10 +282,15 @@ async function start() {
   signInForms(mode, (config.auth && config.auth.methods) || []);
   say(status, "");
   try {
-    auth = await startAuth(config, onSession, () => {
-      show("recovery-form", true); // the reset link signed the person in; the password is next
-      $("new-password").focus();
-    });
+    auth = await startAuth(
+      config,
+      onSession,
+      () => {
+        show("recovery-form", true); // the reset link signed the person in; the password is next
+        $("new-password").focus();
+      },
+      (message, kind) => say(status, message, kind),
+    );
   } catch (error) {
     show("signed-out", true);
     say(status, error.message, "error");

@@ -33,6 +33,7 @@ class ScriptedServer:
         self.tls = tls  # a server context: connections are TLS, each handshake in its own thread
         self.requests: list[bytes] = []  # each request's head and body
         self.connections = 0
+        self.open_connections = 0  # those the client has not closed yet
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
@@ -72,6 +73,7 @@ class ScriptedServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.connections += 1
+                self.open_connections += 1
                 self._open.append(sock)
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
@@ -110,4 +112,30 @@ class ScriptedServer:
         except OSError:
             pass
         finally:
+            sock.close()
+            with self._lock:
+                self.open_connections -= 1
+
+
+class Blackhole:
+    """An address on loopback that never completes a connection: its listener's backlog is full.
+
+    The kernel drops further SYNs, so a connect waits as for a host that does not answer.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._listener = socket.create_server((host, 0), backlog=0)
+        self.address = self._listener.getsockname()
+        self._fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(self.address)
+            self._fillers.append(filler)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sock in [*self._fillers, self._listener]:
             sock.close()

@@ -1,14 +1,24 @@
 """Supabase's HTTP surface that CloudGPT uses, in front of a real PostgreSQL (tests only).
 
-- `POST /rest/v1/rpc/<function>`, as PostgREST serves it behind Supabase's gateway:
-  the `apikey` header must be one of the project's keys; `Authorization: Bearer <JWT>`
-  (HS256, the project's JWT secret) picks the database role from the `role` claim,
-  anon without it; the JSON body's keys are the function's named arguments; the call
+- Supabase's API gateway in front of both (`gateway_refusal`), as Supabase's "API keys"
+  guide states it: every request carries a project key in `apikey`: the publishable
+  (`sb_publishable_...`) or a secret key (`sb_secret_...`), or while the project keeps
+  them, the legacy JWT `anon` and `service_role` keys (`legacy_keys = False` disables
+  them: "Legacy API keys are disabled"). A secret key from a browser (a `User-Agent`
+  starting `Mozilla/`, which every browser sends) is a 401. An `sb_` key may also ride
+  in `Authorization: Bearer` only when it equals `apikey` (the SDKs send it so), and it
+  then stands for the key's role, not for a user; any other `sb_` bearer is a 401.
+- `POST /rest/v1/rpc/<function>`, as PostgREST serves it behind that gateway:
+  `Authorization: Bearer <JWT>` (HS256 with the project's JWT secret, or RS256/ES256
+  with a key of its JWKS) picks the database role from the `role` claim, the project
+  key's role without it; the JSON body's keys are the function's named arguments; the call
   runs in one transaction as that role with `request.jwt.claims` set; the answer is
   the scalar result, or an array of rows for set-returning functions; failures come
   back in PostgREST's error shape (`code`, `message`, `details`, `hint`) with the
   HTTP status PostgREST's documentation gives for each SQLSTATE.
-- `GET /auth/v1/.well-known/jwks.json`: the project's public signing keys.
+- `GET /auth/v1/.well-known/jwks.json`: the project's public signing keys; with
+  `signing_key` set (a private key and its `kid`), Auth signs access tokens ES256 with
+  it, as a project on asymmetric signing keys does; HS256 with the JWT secret otherwise.
 - The rest of `/auth/v1`: Supabase Auth, as tests/fakes/supabase_auth.py emulates it (`auth`).
 
 Every request is recorded so tests can see exactly what crossed the wire, and a
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import json
 import queue
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,13 +71,33 @@ def error_body(code: str, message: str, details: str | None = None, hint: str | 
     return {"code": code, "details": details, "hint": hint, "message": message}
 
 
+BROWSER_AGENT = "Mozilla/"  # how Supabase's gateway tells a browser: every browser's User-Agent starts so
+
+
+def gateway_error(message: str, hint: str | None = None) -> dict:
+    """A refusal in the gateway's own shape (not PostgREST's, not Auth's)."""
+    return {"message": message} | ({"hint": hint} if hint else {})
+
+
 class FakeSupabase(LoopbackFake):
-    def __init__(self, database: Postgres, jwt_secret: str, jwks: dict | None = None) -> None:
+    def __init__(
+        self,
+        database: Postgres,
+        jwt_secret: str,
+        jwks: dict | None = None,
+        *,
+        signing_key: tuple[Any, str] | None = None,
+        legacy_keys: bool = True,
+    ) -> None:
         self.database = database
         self.jwt_secret = jwt_secret
         self.jwks = jwks or {"keys": []}
+        self.signing_key = signing_key  # (private key, kid): Auth's ES256 signing key; None: HS256
+        self.legacy_keys = legacy_keys  # the JWT anon and service_role keys still accepted
         self.anon_key = self.token("anon")
         self.service_role_key = self.token("service_role")
+        self.publishable_key = f"sb_publishable_{secrets.token_urlsafe(22)}"
+        self.secret_key = f"sb_secret_{secrets.token_urlsafe(22)}"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.jwks_fetches = 0
         self._schema_cache: dict[str, list[tuple]] = {}
@@ -82,6 +113,76 @@ class FakeSupabase(LoopbackFake):
         return jwt.encode(
             {"role": role, "iss": "supabase", "iat": int(time.time()), **claims}, self.jwt_secret
         )
+
+    def key_role(self, key: str | None) -> str | None:
+        """The database role a project key stands for; None for no key of this project."""
+        return {
+            self.publishable_key: "anon",
+            self.secret_key: "service_role",
+            self.anon_key: "anon",
+            self.service_role_key: "service_role",
+        }.get(key or "")
+
+    def gateway_refusal(self, headers: Any) -> dict | None:
+        """The gateway's 401 body for a request it turns away, None for one it lets through."""
+        apikey = headers.get("apikey")
+        if not apikey:
+            return gateway_error(
+                "No API key found in request", "No `apikey` request header or url param was found."
+            )
+        role = self.key_role(apikey)
+        if role is None:
+            return gateway_error(
+                "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
+            )
+        legacy = apikey in (self.anon_key, self.service_role_key)
+        if legacy and not self.legacy_keys:
+            return gateway_error(
+                "Legacy API keys are disabled",
+                "Your legacy API keys (anon, service_role) were disabled; use the publishable and secret API keys.",
+            )
+        if role == "service_role" and not legacy and headers.get("User-Agent", "").startswith(BROWSER_AGENT):
+            return gateway_error(
+                "Forbidden use of secret API key in browser",
+                "Secret API keys can only be used in a protected environment and should never be used in a "
+                "browser. Use the publishable key instead.",
+            )
+        bearer = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if bearer.startswith("sb_") and bearer != apikey:
+            return gateway_error(
+                "Invalid API key", "An `sb_` key in Authorization must equal the `apikey` header."
+            )
+        return None
+
+    def bearer_token(self, headers: Any) -> str | None:
+        """The JWT the request carries in Authorization; None when none, or when it is the `sb_` project
+        key (which the gateway already checked equals `apikey`)."""
+        bearer = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return bearer if bearer and not bearer.startswith("sb_") else None
+
+    def verify_jwt(self, token: str, audience: str | None = None) -> dict:
+        """A user's (or a legacy key's) JWT, verified as PostgREST and Auth do; PyJWT's errors otherwise."""
+        header = jwt.get_unverified_header(token)
+        key: Any = self.jwt_secret
+        if header.get("alg") in ("RS256", "ES256"):
+            jwk = next((k for k in self.jwks["keys"] if k.get("kid") == header.get("kid")), None)
+            if jwk is None:
+                raise jwt.InvalidKeyError("no signing key with that kid")
+            key = jwt.PyJWK(jwk).key
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[str(header.get("alg"))] if header.get("alg") in ("HS256", "RS256", "ES256") else [],
+            audience=audience,
+            options={"verify_aud": audience is not None},
+        )
+
+    def sign(self, claims: dict) -> str:
+        """An access token as the project's Auth signs it."""
+        if self.signing_key is None:
+            return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+        private, kid = self.signing_key
+        return jwt.encode(claims, private, algorithm="ES256", headers={"kid": kid})
 
     @contextmanager
     def answer_with(self, status: int, body: bytes) -> Iterator[None]:
@@ -210,30 +311,12 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             fake.requests.append((self.path, dict(self.headers), body))
             if not self.path.startswith("/rest/v1/rpc/"):
                 return self._send(404, {"message": "no Route matched with those values"})
-            apikey = self.headers.get("apikey")
-            if not apikey:
-                return self._send(
-                    401,
-                    {
-                        "message": "No API key found in request",
-                        "hint": "No `apikey` request header or url param was found.",
-                    },
-                )
-            if apikey not in (fake.anon_key, fake.service_role_key):
-                return self._send(
-                    401,
-                    {
-                        "message": "Invalid API key",
-                        "hint": "Double check your Supabase `anon` or `service_role` API key.",
-                    },
-                )
-            authorization = self.headers.get("Authorization")
-            try:  # no Authorization at all: the anonymous role
-                claims = (
-                    jwt.decode(authorization.removeprefix("Bearer ").strip(), fake.jwt_secret,
-                               algorithms=["HS256"], options={"verify_aud": False})
-                    if authorization else {"role": "anon"}
-                )  # fmt: skip
+            refusal = fake.gateway_refusal(self.headers)
+            if refusal is not None:
+                return self._send(401, refusal)
+            token = fake.bearer_token(self.headers)
+            try:  # no user token: the project key's role
+                claims = fake.verify_jwt(token) if token else {"role": fake.key_role(self.headers["apikey"])}
             except jwt.ExpiredSignatureError:
                 return self._send(401, error_body("PGRST303", "JWT expired"))
             except jwt.PyJWTError as error:

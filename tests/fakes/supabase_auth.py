@@ -22,10 +22,12 @@ SUPABASE_URL is one value. What it does is what GoTrue documents and does:
   straight on to `GET /callback`, which signs in (or up) `oauth_email` and
   redirects to `redirect_to` as `/verify` does. Another provider is GoTrue's 400.
 
-Access tokens are HS256 with the project's JWT secret: `aud` and `role`
+Access tokens are HS256 with the project's JWT secret, or ES256 with its signing
+key when it has one (`FakeSupabase(signing_key=...)`): `aud` and `role`
 authenticated, `iss` `<SUPABASE_URL>/auth/v1`, `sub` the user id, `session_id`,
-`is_anonymous` false, one hour. Every request needs the project's `apikey` but
-those the browser opens itself (`/verify`, `/authorize`, `/callback`). Errors
+`is_anonymous` false, one hour. Every request passes the project's API gateway
+(`FakeSupabase.gateway_refusal`: a project key in `apikey`, no secret key from a
+browser) but those the browser opens itself (`/verify`, `/authorize`, `/callback`). Errors
 are GoTrue's: `{"code", "error_code", "msg"}`, or `{"code", "message"}` when the
 request sends `X-Supabase-Api-Version: 2024-01-01` (supabase-js does). CORS is
 open to any origin, as Supabase's gateway is.
@@ -137,7 +139,9 @@ class SupabaseAuth:
             if browser is not None:
                 status, location = browser()
                 return request.send(status, b"", "text/plain", headers | {"Location": location})
-            self._check_apikey(request.headers.get("apikey"))
+            refusal = self.project.gateway_refusal(request.headers)
+            if refusal is not None:  # the gateway answers this itself, in its own shape
+                return request.send_json(401, refusal, headers)
             body = self._body(request) if request.command in ("POST", "PUT") else {}
             handler = {
                 ("POST", "/signup"): lambda: self.signup(body),
@@ -163,11 +167,6 @@ class SupabaseAuth:
             return request.send(204, b"", "text/plain", headers)
         request.send_json(status, answer, headers)
 
-    def _check_apikey(self, apikey: str | None) -> None:
-        if apikey not in (self.project.anon_key, self.project.service_role_key):
-            # Supabase's gateway answers this itself, in its own shape; supabase-js reads `message`.
-            raise AuthError(401, "no_api_key" if not apikey else "invalid_api_key", "Invalid API key")
-
     @staticmethod
     def _body(request: BaseHTTPRequestHandler) -> dict[str, Any]:
         raw = request.read_body()
@@ -185,12 +184,7 @@ class SupabaseAuth:
         if not authorization.lower().startswith("bearer "):
             raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
         try:
-            claims = jwt.decode(
-                authorization[7:].strip(),
-                self.project.jwt_secret,
-                algorithms=["HS256"],
-                audience="authenticated",
-            )
+            claims = self.project.verify_jwt(authorization[7:].strip(), audience="authenticated")
         except jwt.PyJWTError as error:
             raise AuthError(
                 403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {error}"
@@ -555,7 +549,7 @@ class SupabaseAuth:
             "is_anonymous": False,
         }
         return {
-            "access_token": jwt.encode(claims, self.project.jwt_secret, algorithm="HS256"),
+            "access_token": self.project.sign(claims),
             "token_type": "bearer",
             "expires_in": TOKEN_SECONDS,
             "expires_at": now + TOKEN_SECONDS,
