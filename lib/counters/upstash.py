@@ -45,21 +45,25 @@ class UpstashCounters:
         self._breaker = breaker
 
     def run(self, ops: Sequence[Op]) -> list[float | None]:
-        """The operations as one transaction: `INCR` (or `INCRBY`) and `EXPIRE ... NX` per `Add`, `GET` per `Get`,
-        `ZADD ... GT` and `EXPIRE` per `Mark`, `ZSCORE` per `Seen`."""
-        transaction = self._redis.multi()
-        for op in ops:
-            if isinstance(op, Add):
-                transaction.incr(op.key) if op.by == 1 else transaction.incrby(op.key, op.by)
-                transaction.expire(op.key, op.ttl, nx=True)
-            elif isinstance(op, Get):
-                transaction.get(op.key)
-            elif isinstance(op, Mark):
-                transaction.zadd(op.key, {_MEMBER: op.value}, gt=True)
-                transaction.expire(op.key, op.ttl)
-            else:
-                transaction.zscore(op.key, _MEMBER)
-        answer = self._call(transaction.exec)
+        """The operations as one transaction: `INCR` (or `INCRBY`) and `EXPIRE ... NX` per `Add`,
+        `GET` per `Get`, `ZADD ... GT` and `EXPIRE` per `Mark`, `ZSCORE` per `Seen`; a lone `Get` as itself."""
+        if len(ops) == 1 and isinstance(ops[0], Get):  # a lone read needs no transaction
+            key = ops[0].key
+            answer = [self._call(lambda: self._redis.get(key))]
+        else:
+            transaction = self._redis.multi()
+            for op in ops:
+                if isinstance(op, Add):
+                    transaction.incr(op.key) if op.by == 1 else transaction.incrby(op.key, op.by)
+                    transaction.expire(op.key, op.ttl, nx=True)
+                elif isinstance(op, Get):
+                    transaction.get(op.key)
+                elif isinstance(op, Mark):
+                    transaction.zadd(op.key, {_MEMBER: op.value}, gt=True)
+                    transaction.expire(op.key, op.ttl)
+                else:
+                    transaction.zscore(op.key, _MEMBER)
+            answer = self._call(transaction.exec)
         replies = iter(answer if isinstance(answer, list) else ())
         try:
             results = [self._answer(op, replies) for op in ops]
