@@ -4,6 +4,7 @@
 # make bench measure the latency the gateway adds, time to first byte, cold import,
 #            memory passing a large video through, each provider failure's outcome and time,
 #            what key verification and the rate-limit check add on each backend,
+#            what GET /api/health costs Upstash per 1,000 calls,
 #            what the OpenAI-compatible routes cost through the official SDK,
 #            what the accounts routes (config, local sign-in) cost and import
 #            what recording usage adds to the time to the last byte
@@ -35,6 +36,7 @@ bench:
 	.venv/bin/python bench/faults.py
 	.venv/bin/python bench/keys.py
 	.venv/bin/python bench/limits.py
+	.venv/bin/python bench/health.py
 	.venv/bin/python bench/sdk.py
 	.venv/bin/python bench/accounts.py
 	.venv/bin/python bench/usage.py
@@ -48,7 +50,7 @@ screenshots:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt
 	CLOUDGPT_SCREENSHOTS=docs/img .venv/bin/python -m pytest -q \
 		tests/test_pages_dashboard.py::test_dashboard_screenshot \
-		tests/test_pages_playground.py::test_chat_answer_grows_while_the_provider_is_still_sending
+		tests/test_pages_playground.py::test_a_conversation_is_sent_whole_with_system_prompt_temperature_and_max_tokens
 
 lint:
 	@scripts/venv requirements.txt requirements-dev.txt requirements-test.txt

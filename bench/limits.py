@@ -70,6 +70,24 @@ def _commands(body: bytes) -> int:
     return len(parsed) if parsed and isinstance(parsed[0], list) else 1
 
 
+def start_upstash() -> tuple[str, Callable[..., int], Callable[[], None]]:
+    """The emulator's URL, a function counting the requests (or with "commands", the commands) it
+    received so far, and its stop."""
+    upstash_end, child_end = multiprocessing.Pipe()
+    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
+    upstash.start()
+
+    def requests(what: str = "requests") -> int:
+        upstash_end.send(what)
+        return upstash_end.recv()
+
+    def stop() -> None:
+        upstash_end.send("stop")
+        upstash.join(10)
+
+    return upstash_end.recv(), requests, stop
+
+
 def configure(env: dict[str, str]) -> None:
     """Point this process's settings at a backend (settings are read once, so re-read them)."""
     for name in ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"):
@@ -100,15 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.requests
 
-    upstash_end, child_end = multiprocessing.Pipe()
-    upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
-    upstash.start()
-    upstash_url = upstash_end.recv()
-
-    def upstash_requests() -> int:
-        upstash_end.send("requests")
-        return upstash_end.recv()
-
+    upstash_url, upstash_requests, stop_upstash = start_upstash()
     backends = {
         "sqlite": {},
         "upstash": {"UPSTASH_REDIS_REST_URL": upstash_url, "UPSTASH_REDIS_REST_TOKEN": TOKEN},
@@ -129,7 +139,7 @@ def main() -> None:
             trips = (upstash_requests() - before) / calls
             row(f"enforce() in-process, {name}", samples, f"{trips:.2f} Upstash round trips per check")
         print()
-        keyed(base, backends["upstash"], n, upstash_end)
+        keyed(base, backends["upstash"], n, lambda: upstash_requests("commands"))
         print()
         through = {}
         for name, env in backends.items():
@@ -143,8 +153,7 @@ def main() -> None:
         (s50, s99), (u50, u99) = p50_p99(through["sqlite"]), p50_p99(through["upstash"])
         print(f"{'Upstash over SQLite, end to end':<44} {u50 - s50:+8.3f} {u99 - s99:+8.3f}")
 
-    upstash_end.send("stop")
-    upstash.join(10)
+    stop_upstash()
 
     # httpx is imported by every function already: only what upstash_redis adds is its cost.
     code = (
@@ -174,7 +183,7 @@ CONTROLS = {
 }  # fmt: skip
 
 
-def keyed(base: dict[str, str], upstash_env: dict[str, str], n: int, upstash: Connection) -> None:
+def keyed(base: dict[str, str], upstash_env: dict[str, str], n: int, commands: Callable[[], int]) -> None:
     """enforce() for a key with each set of controls, then Upstash commands per chat request."""
     from bench.gateway import gateway_env, start_upstream
     from lib import keys
@@ -202,14 +211,12 @@ def keyed(base: dict[str, str], upstash_env: dict[str, str], n: int, upstash: Co
             headers = {"Authorization": f"Bearer {key['key']}"}
             gateway.client.post("/api/chat", json=BODY, headers=headers)  # the key verified: warm
             time.sleep(0.5)
-            upstash.send("commands")
-            before = upstash.recv()
+            before = commands()
             for _ in range(50):
                 assert gateway.client.post("/api/chat", json=BODY, headers=headers).status_code == 200
                 time.sleep(0.05)  # each usage write alone, as on Vercel (locally they gather for 20 ms)
             time.sleep(1.0)  # the last usage writes land
-            upstash.send("commands")
-            print(f"  {name:<42} {(upstash.recv() - before) / 50:5.1f} commands per request")
+            print(f"  {name:<42} {(commands() - before) / 50:5.1f} commands per request")
     finally:
         gateway.stop()
         stop_upstream()

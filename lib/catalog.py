@@ -43,6 +43,8 @@ class Model:
             item["contextWindow"] = self.context_window
         if self.max_duration is not None:
             item["maxDuration"] = self.max_duration
+        if self.fallback is not None:
+            item["fallback"] = self.fallback
         return item
 
     def openai(self) -> dict[str, object]:

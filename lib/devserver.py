@@ -176,6 +176,12 @@ class Router:
         return [body]
 
 
+# Connections each worker admits at once. granian counts a connection from its accept to its
+# close (an idle keep-alive one, or one still sending its headers, included), so this is far
+# above the threads: a few slow or idle clients must not keep everyone else waiting.
+CONNECTIONS_PER_WORKER = 1024
+
+
 def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
     """Refuse a body declared larger than `limit` before reading any of it.
 
@@ -345,6 +351,7 @@ def refuse_taken_port(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
 
@@ -365,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per core)"
     )
     parser.add_argument(
-        "--threads", type=int, default=64, help="requests each worker serves at once (streams hold one)"
+        "--threads", type=int, default=128, help="requests each worker serves at once (streams hold one)"
     )
     parser.add_argument(
         "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
@@ -391,7 +398,11 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         blocking_threads=args.threads,
-        backpressure=args.threads,
+        backpressure=CONNECTIONS_PER_WORKER,
+        # A client still sending its headers after this is disconnected.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=min(60_000, max(1, round(current.header_timeout * 1000)))
+        ),
         # Not warning: granian warns about more threads than cores, which suits CPU-bound
         # apps; these threads mostly wait on providers (a stream holds one for minutes).
         log_level=LogLevels.error,

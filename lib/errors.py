@@ -30,15 +30,17 @@ class GatewayError(Exception):
         self.param = param
         self.headers = headers or {}
 
-    def envelope(self) -> dict[str, object]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "code": self.code,
-                "param": self.param,
-            }
+    def envelope(self, request_id: str | None = None) -> dict[str, object]:
+        """The error as the caller gets it; with the request's id when it is known, to quote."""
+        error: dict[str, object] = {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "param": self.param,
         }
+        if request_id is not None:
+            error["requestId"] = request_id
+        return {"error": error}
 
 
 class BadRequest(GatewayError):

@@ -38,6 +38,11 @@ class ErrorDetail(BaseModel):
     ]
     code: str | None = Field(description="A stable machine-readable reason, e.g. `model_not_found`.")
     param: str | None = Field(description="The request field at fault, when there is one.")
+    requestId: str | None = Field(
+        None,
+        description="The request's `X-Request-Id`, to quote in a bug report (absent in a stream's last event).",
+        pattern=r"^req_[0-9a-f]{24}$",
+    )
 
 
 class ErrorEnvelope(BaseModel):
@@ -97,6 +102,9 @@ class CatalogModel(BaseModel):
     description: str
     contextWindow: int | None = Field(None, description="Chat models: tokens of context.")
     maxDuration: int | None = Field(None, description="Video models: the longest clip, in seconds.")
+    fallback: str | None = Field(
+        None, description="The model tried next when this one's provider fails before answering."
+    )
 
 
 class CatalogModelList(BaseModel):
@@ -264,7 +272,9 @@ class ActivityEntry(BaseModel):
 
     id: str = Field(description="The request's `X-Request-Id`.", pattern=r"^req_[0-9a-f]{24}$")
     time: int = Field(description="When it arrived (Unix milliseconds).")
-    keyId: str = Field(description="The key it was made with; revoked keys stay listed.")
+    keyId: str = Field(
+        description='The key it was made with (revoked keys stay listed); `""` for a signed-in call.'
+    )
     model: str | None = Field(description="The model asked for; null if the request failed before one.")
     modality: Literal["chat", "image", "video"]
     provider: str | None = Field(

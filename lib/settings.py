@@ -72,8 +72,10 @@ class Settings:
     upstream_retry_after_cap: float
     stream_keepalive_interval: float
     on_vercel: bool
+    cors_origins: tuple[str, ...]
     host: str
     port: int
+    header_timeout: float
     video_job_timeout: float
     region: str | None
 
@@ -194,6 +196,19 @@ def _supabase_key(env: dict[str, str], names: tuple[str, str], secret: bool) -> 
     return None
 
 
+def _origins(env: dict[str, str], name: str, default: str) -> tuple[str, ...]:
+    """`*` (any origin), or a comma list of origins (`https://app.example`), lower-cased, no slash."""
+    raw = _text(env, name)
+    origins = tuple(
+        dict.fromkeys(o.strip().lower().rstrip("/") for o in (raw or default).split(",") if o.strip())
+    )
+    if origins != ("*",) and not all(re.fullmatch(r"https?://[^/\s*,]+", o) for o in origins):
+        raise SettingsError(
+            f"CloudGPT is misconfigured: {name} must be * or a comma list of origins (https://app.example)."
+        )
+    return origins
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Read settings from `env` (the process environment by default)."""
     env = dict(os.environ) if env is None else env
@@ -244,8 +259,13 @@ def load(env: dict[str, str] | None = None) -> Settings:
         upstream_retry_after_cap=_number(env, "UPSTREAM_RETRY_AFTER_CAP", 10.0, float),
         stream_keepalive_interval=_number(env, "STREAM_KEEPALIVE_INTERVAL", 15.0, float),
         on_vercel=bool(_text(env, "VERCEL")),
+        # Web pages of other origins that may call the API: any on Vercel (a public API, each
+        # visitor on their own budget), none locally (every tab shares the operator's address and keys).
+        cors_origins=_origins(env, "CLOUDGPT_CORS_ORIGINS", "*" if _text(env, "VERCEL") else ""),
         host=_text(env, "HOST") or "127.0.0.1",
         port=_number(env, "PORT", 3000),
+        # How long the local server waits for a request's headers before it lets the client go.
+        header_timeout=_number(env, "CLOUDGPT_HEADER_TIMEOUT", 30.0, float),
         # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
         video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
         region=_text(env, "VERCEL_REGION"),  # set by Vercel: where this function runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
@@ -18,7 +19,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lib.errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, PayloadTooLarge
+from lib.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from lib.settings import settings
 
 log = logging.getLogger("cloudgpt")
 
@@ -27,6 +36,10 @@ EXPOSED_HEADERS = (
     "X-RateLimit-Status, Retry-After, X-CloudGPT-Provider"
 )
 _READ_CHUNK = 64 * 1024
+
+
+# A host as a URL carries it: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 class Request:
@@ -86,6 +99,24 @@ class Request:
                 raise _too_large(limit)
             parts.append(chunk)
         return b"".join(parts)
+
+
+def origin(request: Request) -> str:
+    """The origin the caller reached: the request's scheme and its `Host`.
+
+    Only `Host` is read, never `X-Forwarded-Host`: Vercel sets `Host` to the domain the
+    client asked for (it routes on it), but a function's environ cannot tell the
+    platform's `x-forwarded-host` from a client's `X_Forwarded_Host`, which Vercel's
+    runtime also writes to `HTTP_X_FORWARDED_HOST`. The scheme is the runtime's, from
+    `x-forwarded-proto`, which the platform sets.
+    """
+    environ = request.environ
+    host = request.header("Host") or ""
+    if not _HOST.fullmatch(host):
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '80')}"
+        if not _HOST.fullmatch(host):
+            host = "localhost"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -158,8 +189,8 @@ def csv_response(columns: tuple[str, ...], rows: Iterable[dict[str, object]], na
     )
 
 
-def error_response(error: GatewayError) -> Response:
-    response = json_response(error.envelope(), error.status, error.headers)
+def error_response(error: GatewayError, request: Request) -> Response:
+    response = json_response(error.envelope(request.id), error.status, error.headers)
     response.error = error.code
     return response
 
@@ -233,6 +264,7 @@ def endpoint(**handlers: Handler) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         try:
+            request.response_headers.update(cross_origin(request))
             if request.method == "OPTIONS":
                 response = _preflight(request, allowed)
             elif request.method not in handlers:
@@ -243,10 +275,10 @@ def endpoint(**handlers: Handler) -> WSGIApp:
             else:
                 response = handlers[request.method](request)
         except GatewayError as error:
-            response = error_response(error)
+            response = error_response(error, request)
         except Exception:
             log.exception("unhandled error in %s %s (%s)", request.method, request.path, request.id)
-            response = error_response(InternalError("Something went wrong inside the gateway."))
+            response = error_response(InternalError("Something went wrong inside the gateway."), request)
         return _start(request, response, start_response)
 
     return app
@@ -257,8 +289,6 @@ def _start(request: Request, response: Response, start_response: Callable[..., A
         log.warning("%s %s -> %d (%s)", request.method, request.path, response.status, request.id)
     headers = {
         "X-Request-Id": request.id,
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
         "Cache-Control": "no-store",
         **request.response_headers,
         **response.headers,
@@ -316,9 +346,38 @@ def failing(error: GatewayError) -> WSGIApp:
     """A WSGI app that answers every request with `error`, e.g. a 404 for no route."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return _start(Request(environ), error_response(error), start_response)
+        request = Request(environ)
+        return _start(request, error_response(error, request), start_response)
 
     return app
+
+
+_ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS}
+
+
+def cross_origin(request: Request) -> dict[str, str]:
+    """The CORS headers for this request; a 403 when it comes from a web page that may not call.
+
+    CLOUDGPT_CORS_ORIGINS: `*` lets any page call and read (no credentials: a key is sent
+    by the page's own script). Else only the listed origins and the pages' own origin may:
+    a browser names the page's origin in `Origin`, so a page elsewhere is refused before
+    its request costs anything, not only kept from reading the answer.
+    """
+    allowed = settings().cors_origins
+    if allowed == ("*",):
+        return _ANY_ORIGIN
+    sent = request.header("Origin")
+    if sent is None:  # not a browser's cross-origin call: curl, an SDK, a same-origin GET
+        return {"Vary": "Origin"}
+    if sent.lower() in allowed:
+        return {"Access-Control-Allow-Origin": sent, "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+                "Vary": "Origin"}  # fmt: skip
+    if sent.lower() == origin(request).lower():  # the pages' own: same-origin needs no CORS header
+        return {"Vary": "Origin"}
+    raise PermissionDenied(
+        "Web pages of this origin may not call this API; its operator can allow it in CLOUDGPT_CORS_ORIGINS.",
+        code="origin_not_allowed",
+    )
 
 
 def _preflight(request: Request, allowed: str) -> Response:

@@ -30,7 +30,7 @@ from tests.fakes.openai_chat import STREAM_USAGE, USAGE
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET
 from tests.mapleai_fixtures import MAPLEAI_KEY
-from tests.test_usage import Account, eventually
+from tests.test_usage import Account, each_is_a_400_naming_it, eventually
 from tests.upstash_fixtures import UPSTASH_TOKEN, upstash_env
 
 
@@ -201,6 +201,17 @@ def test_another_user_sees_none_of_it_and_a_key_reads_its_own_users(gateway_on: 
     assert stolen.status_code == 400 and stolen.json()["error"]["param"] == "before"
 
 
+def test_an_error_envelope_carries_the_request_id_its_entry_has(gateways: dict[str, Gateway]) -> None:
+    user = User(gateways["sqlite"])
+    failed = user.post("/api/chat", _chat("status:500", model="mistral"))
+    assert failed.status_code == 502
+    request_id = failed.headers["X-Request-Id"]
+    assert failed.json()["error"]["requestId"] == request_id
+    assert user.entries(1)[0]["id"] == request_id
+    unrouted = gateways["sqlite"].client.get("/api/nowhere")
+    assert unrouted.json()["error"]["requestId"] == unrouted.headers["X-Request-Id"]
+
+
 def test_anonymous_traffic_leaves_no_entry(gateway_on: Gateway) -> None:
     user = User(gateway_on)
     anonymous = gateway_on.client.post("/api/chat", json=_chat("anonymous"))
@@ -227,19 +238,7 @@ BAD_QUERIES = (
 
 
 def test_a_bad_query_is_a_400_naming_it_and_no_credentials_a_401(open_gateway: Gateway, api_key: str) -> None:
-    for query in BAD_QUERIES:
-        response = open_gateway.client.get(
-            f"/api/activity?{query}", headers={"Authorization": f"Bearer {api_key}"}
-        )
-        assert response.status_code == 400, query
-        assert response.json()["error"]["code"] == "invalid_parameter"
-        assert response.json()["error"]["param"] == query.split("=")[0]
-    assert (
-        open_gateway.client.get(
-            "/api/usage?format=xml", headers={"Authorization": f"Bearer {api_key}"}
-        ).json()["error"]["param"]
-        == "format"
-    )
+    each_is_a_400_naming_it(open_gateway, api_key, "/api/activity", BAD_QUERIES)
     unknown = open_gateway.client.get(
         f"/api/activity?before=req_{uuid.uuid4().hex[:24]}", headers={"Authorization": f"Bearer {api_key}"}
     )

@@ -17,7 +17,8 @@ def assert_envelope(response: httpx.Response, status: int, code: str, param: str
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["X-Request-Id"].startswith("req_")
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "code", "param"}
+    assert set(error) == {"message", "type", "code", "param", "requestId"}
+    assert error["requestId"] == response.headers["X-Request-Id"]  # the id to quote, in the body too
     assert error["code"] == code
     assert error["message"]
     if param is not None:

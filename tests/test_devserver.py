@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 from wsgiref.simple_server import make_server
@@ -20,7 +20,9 @@ import pytest
 from lib.devserver import Router
 from lib.keys.format import new_key
 from tests.conftest import ROOT, UPSTREAM_KEY, Gateway, gateway_env
+from tests.fakes import files
 from tests.fakes.pollinations import FakePollinations
+from tests.fakes.scripted import ScriptedServer
 from tests.function_server import QuietHandler, ThreadingServer
 
 ECHO = """
@@ -231,3 +233,87 @@ def test_make_dev_reads_a_dotenv_file_and_the_environment_wins(
         assert upstream.received("dotenv").headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
     finally:
         gateway.stop()
+
+
+def test_a_chunked_answer_cut_off_midway_ends_without_its_terminator(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # The provider sends an image in chunks, without a Content-Length, and drops the connection
+    # midway: the function raises while the answer is streaming. As on Vercel, the caller must
+    # see a connection closed before the chunked body's last (empty) chunk, never a whole file.
+    first = files.png(4, 3) + b"x" * 5000
+    reply = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (len(first), first),
+        0.2,
+        b"%x\r\n%s" % (1000, b"y" * 400),
+    ]
+    with ScriptedServer(lambda n: reply, close_after_reply=True) as provider:
+        gateway = start_gateway(POLLINATIONS_BASE_URL=provider.url, UPSTREAM_RETRIES="0")
+        body = b'{"prompt": "a cat", "model": "flux"}'
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes: a TimeoutError fails the test
+                answer += chunk
+        head, _, chunked = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+        assert first in chunked  # what the provider sent was passed on as it came
+        assert not chunked.endswith(b"0\r\n\r\n")
+        with pytest.raises(httpx.RemoteProtocolError):  # what a client makes of it
+            gateway.client.post("/api/image", content=body, headers={"Content-Type": "application/json"})
+
+
+def test_clients_stalled_in_their_headers_hold_up_no_one_and_are_let_go(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # One worker with 8 threads, and 24 clients that stop midway through their headers.
+    gateway = start_gateway(
+        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1", "--threads", "8"),
+        CLOUDGPT_HEADER_TIMEOUT="4",
+    )
+    stalled = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(24)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            assert client.get("/api/models/chat").status_code == 200
+            body = {"model": "openai", "messages": [{"role": "user", "content": "not stalled"}]}
+            assert client.post("/api/chat", json=body).status_code == 200
+        for sock in stalled:  # answered while every stalled client was still connected
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+            sock.settimeout(10)
+        for sock in stalled:  # each is let go once CLOUDGPT_HEADER_TIMEOUT is over
+            while sock.recv(65536):  # a TimeoutError here fails the test
+                pass
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_seventy_clients_stalled_in_their_bodies_leave_threads_for_everyone_else(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # Each holds one of the worker's 128 threads for as long as it stays (granian's body reads
+    # have no timeout): the others are served meanwhile.
+    gateway = start_gateway(
+        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"), RATE_LIMIT_CHAT_ANONYMOUS="100000"
+    )
+    stalled = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(70)]
+    try:
+        for sock in stalled:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"mo'
+            )
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            body = {"model": "openai", "messages": [{"role": "user", "content": "not stalled either"}]}
+            assert client.post("/api/chat", json=body).status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()

@@ -1,5 +1,5 @@
-"""No answer of any route ever carries a secret: not the service-role key, the JWT secret, the
-Upstash token, a provider's key or the local sign-in secret.
+"""No answer of any route ever carries a secret: not the secret (service-role) key, the JWT secret,
+the Upstash token, a provider's key or the local sign-in secret.
 
 Every documented path with every method, every file of public/ and an unknown
 path are requested with each kind of credential (none, malformed, unknown key,
@@ -23,7 +23,7 @@ from tests.conftest import ROOT, UPSTREAM_KEY, Gateway
 from tests.fakes.mapleai import FakeMapleAI
 from tests.fakes.supabase import FakeSupabase
 from tests.fakes.upstash import UpstashEmulator
-from tests.key_stores import JWT_SECRET, access_token, printed_code, store_env
+from tests.key_stores import JWT_SECRET, access_token, new_keys_env, printed_code, store_env
 from tests.mapleai_fixtures import MAPLEAI_KEY
 from tests.upstash_fixtures import UPSTASH_TOKEN, upstash_env
 
@@ -125,6 +125,25 @@ def test_no_answer_carries_a_secret_with_supabase_and_upstash(
         "MAPLEAI_API_KEY": MAPLEAI_KEY,
     }
     gateway = everything_configured
+    assert leaks(gateway, credentials_for(gateway, session["access_token"]), secrets) == []
+
+
+def test_no_answer_carries_a_secret_with_only_new_supabase_keys(
+    start_gateway: Callable[..., Gateway], supabase_new_keys: FakeSupabase, upstash_emulator: UpstashEmulator
+) -> None:
+    """A project on publishable and secret keys: the secret key is in no answer; the publishable is public."""
+    gateway = start_gateway(**new_keys_env(supabase_new_keys) | upstash_env(upstash_emulator.url) | UNLIMITED)
+    key = supabase_new_keys.publishable_key
+    session = httpx.post(
+        f"{supabase_new_keys.url}/auth/v1/signup",
+        json={"email": f"{uuid.uuid4().hex}@example.com", "password": "a password"},
+        headers={"apikey": key, "Authorization": f"Bearer {key}"},
+    ).json()
+    secrets = {
+        "SUPABASE_SECRET_KEY": supabase_new_keys.secret_key,
+        "UPSTASH_REDIS_REST_TOKEN": UPSTASH_TOKEN,
+        "POLLINATIONS_API_KEY": UPSTREAM_KEY,
+    }
     assert leaks(gateway, credentials_for(gateway, session["access_token"]), secrets) == []
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.public_config import origin
 from lib.settings import load
-from lib.web import Request
+from lib.web import Request, origin
 from tests.conftest import AS_ON_VERCEL, Gateway, gateway_env
 from tests.fakes.pollinations import FakePollinations
 from tests.fakes.supabase import FakeSupabase

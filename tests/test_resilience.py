@@ -271,6 +271,8 @@ def test_failure_of_every_provider_reports_the_first_one(with_fallback: Gateway)
     response, _ = timed(with_fallback, "status:503 everywhere", model="gemini")
     assert response.status_code == 502
     assert response.headers["X-CloudGPT-Provider"] == "pollinations"
+    message = response.json()["error"]["message"]
+    assert "Also tried, and failed: mapleai-gemini (mapleai):" in message  # what was tried, in order
 
 
 def test_request_the_provider_rejects_is_not_sent_to_the_fallback(

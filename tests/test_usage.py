@@ -266,17 +266,20 @@ BAD_QUERIES = (
     "keyId=nope",
     "keyId=key_x",
     "keyId=",
+    "format=xml",
 )
 
 
-def test_a_bad_query_is_a_400_naming_it(open_gateway: Gateway, api_key: str) -> None:
-    for query in BAD_QUERIES:
-        response = open_gateway.client.get(
-            f"/api/usage?{query}", headers={"Authorization": f"Bearer {api_key}"}
-        )
+def each_is_a_400_naming_it(gateway: Gateway, api_key: str, path: str, queries: tuple[str, ...]) -> None:
+    for query in queries:
+        response = gateway.client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {api_key}"})
         assert response.status_code == 400, query
         assert response.json()["error"]["code"] == "invalid_parameter"
         assert response.json()["error"]["param"] == query.split("=")[0]
+
+
+def test_a_bad_query_is_a_400_naming_it(open_gateway: Gateway, api_key: str) -> None:
+    each_is_a_400_naming_it(open_gateway, api_key, "/api/usage", BAD_QUERIES)
 
 
 def test_usage_needs_credentials(open_gateway: Gateway) -> None:

@@ -49,7 +49,7 @@ def video(model: Model, body: VideoRequest) -> Response:
 
 def _answer(modality: str, model: Model, body: object) -> Response:
     deadline = Deadline.start()  # one time budget for every provider tried
-    failures: list[GatewayError] = []
+    failures: list[tuple[Model, GatewayError]] = []
     for candidate in with_fallbacks(model):
         try:
             response = _handler(modality, candidate.provider)(candidate, body, deadline)
@@ -57,11 +57,20 @@ def _answer(modality: str, model: Model, body: object) -> Response:
             error.headers.setdefault("X-CloudGPT-Provider", candidate.provider)
             if error.status not in _FALLS_BACK:
                 raise
-            failures.append(error)
+            failures.append((candidate, error))
         else:
             response.headers["X-CloudGPT-Provider"] = candidate.provider
             return response
-    raise failures[0]  # the model asked for is the one whose failure the caller hears of
+    raise _every_one_failed(failures)
+
+
+def _every_one_failed(failures: list[tuple[Model, GatewayError]]) -> GatewayError:
+    """The failure of the model asked for (its status, code, headers), its message naming each fallback tried."""
+    first = failures[0][1]
+    if len(failures) > 1:
+        tried = "; ".join(f"{model.id} ({model.provider}): {error.message}" for model, error in failures[1:])
+        first.message = f"{first.message} Also tried, and failed: {tried}"
+    return first
 
 
 @cache  # looked up once per process: a request finds its adapter's function without an import

@@ -45,7 +45,9 @@ export async function apiError(response) {
   } catch {
     // not JSON: keep the status line
   }
-  if (response.status === 429) message = `${message} ${retryText(response)}`.trim();
+  const retry = response.status === 429 ? retryText(response) : "";
+  // Said once: the server's own "retry after N s" gives way to when, in the reader's time.
+  if (retry) message = `${message.replace(/[;,.]?\s*retry after \d+ s\.?$/i, ".")} ${retry}`;
   return new ApiError(message, { status: response.status, code, param, response });
 }
 
@@ -139,4 +141,20 @@ export function stackTables(root) {
     label();
     new MutationObserver(label).observe(table.tBodies[0], { childList: true });
   }
+}
+
+/** Fill `container` with one tab button per name; `chosen(name)` when one is pressed. */
+export function tabs(container, names, chosen) {
+  container.replaceChildren(
+    ...names.map((name) => {
+      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
+      tab.addEventListener("click", () => chosen(name));
+      return tab;
+    }),
+  );
+}
+
+/** Mark the tab of `name` as the selected one. */
+export function selectTab(container, name) {
+  for (const tab of container.children) tab.setAttribute("aria-selected", String(tab.value === name));
 }

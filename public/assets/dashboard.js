@@ -2,7 +2,7 @@
 // snippets, usage (usage.js) and activity (activity.js). Every key call carries the account's access token, never a key.
 import { showActivity } from "/assets/activity.js";
 import { startAuth } from "/assets/auth.js";
-import { ApiError, api, copy, el, say, stackTables, when } from "/assets/common.js";
+import { ApiError, api, copy, el, say, selectTab, stackTables, tabs, when } from "/assets/common.js";
 import { editButton, explain, fields, read, summary } from "/assets/key-controls.js";
 import { showUsage } from "/assets/usage.js";
 
@@ -242,20 +242,14 @@ function renderSnippet() {
   $("snippet-note").textContent = key
     ? "This snippet holds your new key and runs as copied. Keep it secret; once you press Done, snippets read the key from CLOUDGPT_API_KEY instead."
     : `This snippet reads your key from the environment variable ${ENV}. Set it first, with the key you copied when you created it: export ${ENV}=cgpt_… (PowerShell: $env:${ENV} = "cgpt_…").`;
-  for (const tab of $("snippet-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
+  selectTab($("snippet-tabs"), language);
 }
 
 function snippetTabs() {
-  $("snippet-tabs").replaceChildren(
-    ...Object.keys(SNIPPETS).map((name) => {
-      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
-      tab.addEventListener("click", () => {
-        language = name;
-        renderSnippet();
-      });
-      return tab;
-    }),
-  );
+  tabs($("snippet-tabs"), Object.keys(SNIPPETS), (name) => {
+    language = name;
+    renderSnippet();
+  });
 }
 
 // ---- start ----

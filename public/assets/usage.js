@@ -13,8 +13,9 @@ export function keyNames(keys, revoked = {}) {
   return names;
 }
 
-/** A key's label, or its id said to be a revoked key when nothing names it. */
+/** A key's label, or its id said to be a revoked key when nothing names it; no key: a signed-in call. */
 export function keyLabel(names, id) {
+  if (!id) return "signed in, no key (playground)";
   return names.get(id) || `Revoked key ${id}`;
 }
 
