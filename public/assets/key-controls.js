@@ -175,8 +175,8 @@ export function editButton(key, { token, status, failed, saved }) {
       try {
         const changes = read(box);
         await api(`/api/keys/${encodeURIComponent(key.id)}`, { token, method: "PATCH", json: changes });
+        await saved(); // the table drawn again, then what happened said over its key count
         say(status, `Saved the controls of “${key.name}”. They hold on every server within a second.`, "ok");
-        await saved();
       } catch (error) {
         if (!explain(box, status, error)) failed(status, error);
       }
