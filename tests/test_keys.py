@@ -27,6 +27,15 @@ def listing(store: Store, credential: str) -> list[dict]:
     return response.json()["data"]
 
 
+NO_CONTROLS = {
+    "expires": None,
+    "disabled": False,
+    "models": None,
+    "limits": {"chat": None, "image": None, "video": None},
+    "quota": None,
+}
+
+
 def chat(store: Store, key: str) -> httpx.Response:
     return store.gateway.client.post("/api/chat", json=CHAT, headers=store.auth(key))
 
@@ -42,7 +51,7 @@ def test_key_is_created_used_listed_deleted_and_then_refused(store: Store) -> No
     created = create(store, token, name="My Production Key")
     assert created.status_code == 201, created.text
     body = created.json()
-    assert set(body) == {"id", "key", "name", "created"}
+    assert set(body) == {"id", "key", "name", "created", *NO_CONTROLS}
     assert re.fullmatch(r"key_[A-Za-z0-9]{20}", body["id"])
     assert KEY_SHAPE.fullmatch(body["key"])
     assert body["name"] == "My Production Key"
@@ -55,6 +64,7 @@ def test_key_is_created_used_listed_deleted_and_then_refused(store: Store) -> No
         "prefix": body["key"][:9] + "...",
         "created": body["created"],
         "lastUsed": None,
+        **NO_CONTROLS,
     }
 
     used = chat(store, body["key"])
@@ -79,7 +89,7 @@ def test_keys_are_listed_newest_first_without_key_or_hash(store: Store) -> None:
     listed = listing(store, token)
     assert [k["id"] for k in listed] == [k["id"] for k in reversed(keys)]
     for entry in listed:
-        assert set(entry) == {"id", "name", "prefix", "created", "lastUsed"}
+        assert set(entry) == {"id", "name", "prefix", "created", "lastUsed", *NO_CONTROLS}
         assert not any(k["key"] in str(entry.values()) for k in keys)
 
 

@@ -39,13 +39,19 @@ def signed_in_as(browser: Browser, email: str) -> None:
     browser.text_of("#who", email)
 
 
-def signed_up_then_out(browser: Browser, gateway: Gateway) -> str:
-    """A new account's email, signed up on the dashboard and signed out again."""
+def signed_up(browser: Browser, gateway: Gateway) -> str:
+    """A new account's email, signed up on the dashboard and signed in."""
     email = new_email()
     open_dashboard(browser, gateway)
     fill(browser, email, PASSWORD)
     browser.find("#sign-up").click()
     signed_in_as(browser, email)
+    return email
+
+
+def signed_up_then_out(browser: Browser, gateway: Gateway) -> str:
+    """A new account's email, signed up on the dashboard and signed out again."""
+    email = signed_up(browser, gateway)
     browser.find("#sign-out").click()
     browser.visible("#password-form")
     return email
@@ -88,11 +94,7 @@ def supabase_session(browser: Browser) -> dict:
 def test_the_session_is_shared_by_tabs_and_sign_out_ends_it_at_supabase_auth(
     browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase
 ) -> None:
-    email = new_email()
-    open_dashboard(browser, supabase_gateway)
-    fill(browser, email, PASSWORD)
-    browser.find("#sign-up").click()
-    signed_in_as(browser, email)
+    email = signed_up(browser, supabase_gateway)
     session = supabase_session(browser)
     first = browser.driver.current_window_handle
     browser.driver.switch_to.new_window("tab")
@@ -200,11 +202,7 @@ def test_the_github_button_signs_in_through_the_provider(
 
 
 def test_the_playground_chats_as_the_signed_in_user(browser: Browser, supabase_gateway: Gateway) -> None:
-    email = new_email()
-    open_dashboard(browser, supabase_gateway)
-    fill(browser, email, PASSWORD)
-    browser.find("#sign-up").click()
-    signed_in_as(browser, email)
+    email = signed_up(browser, supabase_gateway)
     browser.driver.get(f"{supabase_gateway.url}/playground?model=openai")
     browser.wait(lambda: browser.find("#model").is_enabled(), what="the model list")
     browser.text_of("#caller", f"Signed in as {email}")

@@ -3,7 +3,7 @@
 // signed-in user (the session's own short-lived access token), else anonymously.
 import { startAuth } from "/assets/auth.js";
 import { chat } from "/assets/chat.js";
-import { api, copy, el, limitsText, models, say } from "/assets/common.js";
+import { api, copy, el, limitsText, models, say, selectTab, tabs } from "/assets/common.js";
 import { curlCode, KEY_VARIABLE, pythonCode } from "/assets/request-code.js";
 
 const $ = (id) => document.getElementById(id);
@@ -94,20 +94,14 @@ function showCode() {
   $("code-note").textContent =
     `The exact request of this conversation${$("prompt").value.trim() ? ", with the message in the box as the next turn" : ""}. ` +
     `It reads your key from ${KEY_VARIABLE}: export ${KEY_VARIABLE}=cgpt_… first (a key from the dashboard); the page's own sign-in is not in it.`;
-  for (const tab of $("code-tabs").children) tab.setAttribute("aria-selected", String(tab.value === language));
+  selectTab($("code-tabs"), language);
 }
 
 function codeControls() {
-  $("code-tabs").replaceChildren(
-    ...Object.keys(CODE).map((name) => {
-      const tab = el("button", { type: "button", value: name, attrs: { role: "tab" } }, name);
-      tab.addEventListener("click", () => {
-        language = name;
-        showCode();
-      });
-      return tab;
-    }),
-  );
+  tabs($("code-tabs"), Object.keys(CODE), (name) => {
+    language = name;
+    showCode();
+  });
   $("view-code").addEventListener("click", () => {
     const open = $("code").classList.toggle("hidden") === false;
     $("view-code").setAttribute("aria-expanded", String(open));
