@@ -265,7 +265,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         host=_text(env, "HOST") or "127.0.0.1",
         port=_number(env, "PORT", 3000),
         # How long the local server waits for a request's headers before it lets the client go.
-        header_timeout=_number(env, "CLOUDGPT_HEADER_TIMEOUT", 10.0, float),
+        header_timeout=_number(env, "CLOUDGPT_HEADER_TIMEOUT", 30.0, float),
         # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
         video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
         region=_text(env, "VERCEL_REGION"),  # set by Vercel: where this function runs

@@ -115,3 +115,16 @@ def test_vercelignore_keeps_local_state_and_secrets_out_of_the_upload() -> None:
         line.strip() for line in (ROOT / ".vercelignore").read_text().splitlines() if not line.startswith("#")
     }
     assert {".cloudgpt/", ".venv/", ".cache/", ".env", ".env.*", ".pytest_cache/", ".hypothesis/"} <= ignored
+
+
+def test_every_variable_the_guide_names_is_read_or_said_to_be_someone_elses() -> None:
+    """A renamed or removed setting cannot leave the guide sending people to set a dead variable."""
+    guide = (ROOT / "docs/deploy.md").read_text()
+    named = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`", guide))
+    # Read by Vercel's Python builder at build time, and by the Supabase CLI (step 5).
+    others = {"VERCEL_PYTHON_COMPILEALL", "POSTGRES_URL_NON_POOLING"}
+    assert named - others <= read_by_settings()
+    assert {"SUPABASE_SECRET_KEY", "SUPABASE_PUBLISHABLE_KEY"} <= named
+    # Today's keys come first, the legacy ones after, as the older way.
+    assert guide.index("SUPABASE_SECRET_KEY") < guide.index("SUPABASE_SERVICE_ROLE_KEY")
+    assert guide.index("SUPABASE_PUBLISHABLE_KEY") < guide.index("SUPABASE_ANON_KEY")
