@@ -18,6 +18,7 @@ def create_chat_completion(request: Request) -> Response:
     meter = usage.meter(request, caller, "chat")  # every answer from here on is recorded, once sent
     body = parse_body(request, "ChatRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("chat", body.model)  # 400 for a model not in the catalog
+    caller.may_call(model.id)  # 403 for a model the key may not call
     meter.model, meter.stream = model.id, body.stream
     return providers.chat(model, body)
 

@@ -18,6 +18,7 @@ def create_image(request: Request) -> Response:
     meter = usage.meter(request, caller, "image")  # every answer from here on is recorded, once sent
     body = parse_body(request, "ImageRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("image", body.model)  # 400 for a model not in the catalog
+    caller.may_call(model.id)  # 403 for a model the key may not call
     meter.model, meter.delivered = model.id, {"images": 1}
     return providers.image(model, body)  # 502 for an answer that is not an image
 

@@ -19,6 +19,7 @@ def create_video(request: Request) -> Response:
     meter = usage.meter(request, caller, "video")  # every answer from here on is recorded, once sent
     body = parse_body(request, "VideoRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("video", body.model)  # 400 for a model not in the catalog
+    caller.may_call(model.id)  # 403 for a model the key may not call
     meter.model = model.id
     body.check_duration(model.max_duration)  # 400 for a clip longer than the model makes
     meter.delivered = {"videoSeconds": body.duration}

@@ -7,7 +7,11 @@
   identified, counted and answered without a provider call, so the check is
   nearly all it costs, and the difference is what Upstash adds end to end;
 - the one-off import of the Upstash client (beyond httpx, which every function
-  imports anyway), paid by the first request of an instance on Upstash.
+  imports anyway), paid by the first request of an instance on Upstash;
+- `enforce()` for a key without controls and with each control, and the Upstash
+  commands a chat request with such a key costs through the local server, usage
+  write included (Upstash bills per command): requests sent one after another,
+  then the emulator's bodies counted once the usage writes have landed.
 
 Loopback hides the network: against a real Upstash add the round-trip time to its
 region. The machine is small and shared, so repeat runs and compare medians.
@@ -18,12 +22,14 @@ region. The machine is small and shared, so repeat runs and compare medians.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway import BODY, p50_p99, sample  # noqa: E402
-from lib.identity import Caller  # noqa: E402
+from lib.caller import Caller  # noqa: E402
 from lib.limits import enforce  # noqa: E402
 from lib.settings import settings  # noqa: E402
 from tests.conftest import Gateway, free_port  # noqa: E402
@@ -51,20 +57,28 @@ def serve_upstash(commands: Connection) -> None:
         emulator = UpstashEmulator(redis, TOKEN).start()
         commands.send(emulator.url)
         while (command := commands.recv()) != "stop":
-            assert command == "requests"
-            commands.send(emulator.requests)
+            if command == "requests":
+                commands.send(emulator.requests)
+            else:  # "commands": every command sent so far (a transaction's each, a single one)
+                commands.send(sum(_commands(body) for body in emulator.bodies))
         emulator.stop()
         redis.stop()
 
 
-def start_upstash() -> tuple[str, Callable[[], int], Callable[[], None]]:
-    """The emulator's URL, a function counting the requests it received so far, and its stop."""
+def _commands(body: bytes) -> int:
+    parsed = json.loads(body or b"[]")
+    return len(parsed) if parsed and isinstance(parsed[0], list) else 1
+
+
+def start_upstash() -> tuple[str, Callable[..., int], Callable[[], None]]:
+    """The emulator's URL, a function counting the requests (or with "commands", the commands) it
+    received so far, and its stop."""
     upstash_end, child_end = multiprocessing.Pipe()
     upstash = multiprocessing.Process(target=serve_upstash, args=(child_end,), daemon=True)
     upstash.start()
 
-    def requests() -> int:
-        upstash_end.send("requests")
+    def requests(what: str = "requests") -> int:
+        upstash_end.send(what)
         return upstash_end.recv()
 
     def stop() -> None:
@@ -124,6 +138,9 @@ def main() -> None:
             calls = min(n, 200) + n  # sample() warms up first
             trips = (upstash_requests() - before) / calls
             row(f"enforce() in-process, {name}", samples, f"{trips:.2f} Upstash round trips per check")
+        print()
+        keyed(base, backends["upstash"], n, lambda: upstash_requests("commands"))
+        print()
         through = {}
         for name, env in backends.items():
             gateway = Gateway({**os.environ, **base, **env, "RATE_LIMIT_CHAT_ANONYMOUS": "1"})
@@ -151,6 +168,58 @@ def main() -> None:
         f"import of upstash_redis (first request of an instance on Upstash): "
         f"median {statistics.median(imports):.1f} ms, max {max(imports):.1f} ms over 10 fresh interpreters"
     )
+
+
+CONTROLS = {
+    "no controls": {},
+    "expires, disabled, models": {"expires": int(time.time()) + 365 * 86_400, "models": ["openai"]},
+    "own chat limit": {"limits": {"chat": 1_000_000}},
+    "request quota": {"quota": {"period": "month", "requests": 10**9, "tokens": None}},
+    "token quota": {"quota": {"period": "month", "requests": None, "tokens": 10**12}},
+    "every control": {
+        "expires": int(time.time()) + 365 * 86_400, "models": ["openai"], "limits": {"chat": 1_000_000},
+        "quota": {"period": "month", "requests": 10**9, "tokens": 10**12},
+    },
+}  # fmt: skip
+
+
+def keyed(base: dict[str, str], upstash_env: dict[str, str], n: int, commands: Callable[[], int]) -> None:
+    """enforce() for a key with each set of controls, then Upstash commands per chat request."""
+    from bench.gateway import gateway_env, start_upstream
+    from lib import keys
+
+    print(f"{'enforce() in-process, a key with ...':<44} {'p50':>8} {'p99':>8}")
+    for env_name, env in (("sqlite", {}), ("upstash", upstash_env)):
+        configure({**base, **env, "RATE_LIMIT_CHAT_AUTHENTICATED": "1000000"})
+        for name, controls in CONTROLS.items():
+            created = keys.create(
+                "0b9f0f4e-7d7e-4c55-9a0e-3d1b3d3f3a11", "bench", keys.checked_controls(controls)
+            )
+            caller = Caller("user", "0b9f0f4e-7d7e-4c55-9a0e-3d1b3d3f3a11", keys.verify(created["key"]))
+            row(f"  {name}, {env_name}", sample(lambda: enforce(caller, "chat"), n))  # noqa: B023
+    print()
+    print("Upstash commands per chat request through the local server (usage write included)")
+    upstream_url, stop_upstream = start_upstream()
+    env = gateway_env(
+        upstream_url, base["CLOUDGPT_DATA_DIR"], **upstash_env, RATE_LIMIT_CHAT_AUTHENTICATED="1000000"
+    )
+    gateway = Gateway(env, ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"))  # one cache to warm
+    try:
+        configure({**base, **upstash_env})
+        for name, controls in CONTROLS.items():
+            key = keys.create("0b9f0f4e-7d7e-4c55-9a0e-3d1b3d3f3a11", name, keys.checked_controls(controls))
+            headers = {"Authorization": f"Bearer {key['key']}"}
+            gateway.client.post("/api/chat", json=BODY, headers=headers)  # the key verified: warm
+            time.sleep(0.5)
+            before = commands()
+            for _ in range(50):
+                assert gateway.client.post("/api/chat", json=BODY, headers=headers).status_code == 200
+                time.sleep(0.05)  # each usage write alone, as on Vercel (locally they gather for 20 ms)
+            time.sleep(1.0)  # the last usage writes land
+            print(f"  {name:<42} {(commands() - before) / 50:5.1f} commands per request")
+    finally:
+        gateway.stop()
+        stop_upstream()
 
 
 if __name__ == "__main__":

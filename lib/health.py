@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lib.counters import counters
+from lib.counters import Get, counters, window_key
 from lib.errors import GatewayError, RateLimited
 from lib.keys.store import key_store
 from lib.settings import Settings, settings
@@ -115,7 +115,9 @@ def _probe_all(current: Settings) -> dict[str, Any]:
     stores = {
         "keyStore": _probe(key_backend, key_store, lambda store: store.list(PROBE_USER)),
         "counters": _probe(
-            counter_backend, lambda: counters(current), lambda store: store.peek(PROBE_BUCKET, window)
+            counter_backend,
+            lambda: counters(current),
+            lambda store: store.run([Get(window_key(PROBE_BUCKET, window))]),
         ),
     }
     return {"stores": stores, "checkedAt": int(time.time())}

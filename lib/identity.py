@@ -2,41 +2,28 @@
 
 An `Authorization` header that cannot be verified is a 401, never a quiet fall
 back to anonymous: a caller who sent a key wants it used, and must learn when it
-does not work. Keys the store refuses are counted against the sender's address
-before the store is asked again (`lib.limits.check_failed_auth`).
+does not work. Every lookup of a key in the store is counted against the
+sender's address before it is made (`lib.limits.count_lookup`); a key that
+verifies gives its count back.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 from lib import keys
+from lib.caller import Caller
+from lib.counters import CountersUnavailable, Seen, counters
 from lib.errors import AuthenticationError, PermissionDenied
-from lib.limits import check_failed_auth, record_failed_auth
+from lib.keys.records import KeyStoreUnavailable
+from lib.limits import count_lookup, give_back
 from lib.settings import settings
 from lib.web import Request
 
 UNPARSABLE = "unparsable"  # the one bucket of every client address that is not an IP address
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Whose budget a request counts against."""
-
-    kind: str  # "anonymous" or "user"
-    id: str  # client address bucket or user id
-    key_id: str | None = None  # the API key a user called with
-
-    @property
-    def authenticated(self) -> bool:
-        return self.kind == "user"
-
-    @property
-    def bucket(self) -> str:
-        """The rate-limit key: users across all their keys, anonymous callers per address."""
-        return f"{self.kind}:{self.id}"
 
 
 @dataclass(frozen=True)
@@ -94,12 +81,36 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _verify_key(request: Request, key: str) -> keys.VerifiedKey:
-    """The key's owner; a key the store refuses counts against the sender's address."""
-    address = address_bucket(client_ip(request))
-    return keys.verify(
-        key, before_store=lambda: check_failed_auth(address), refused=lambda: record_failed_auth(address)
-    )
+def _verify_key(request: Request, key: str) -> Caller:
+    """The key's owner and controls; a 401 for a key that is unknown, disabled or expired."""
+    counted: list[str] = []  # the lookup's count against the sender's address, if the store was asked
+
+    def before_store() -> None:
+        counted.append(count_lookup(address_bucket(client_ip(request))))
+
+    try:
+        found = keys.verify(key, before_store=before_store)
+    except KeyStoreUnavailable:
+        give_back(counted)  # the store failed: the key was not refused
+        raise
+    now = time.time()
+    if found.refusal(now) is not None and not counted:
+        found = _confirmed(found)  # remembered as refused here: it may have been enabled or extended since
+    refusal = found.refusal(now)
+    if refusal is not None:
+        raise refusal
+    caller = Caller("user", found.user, found, refund=counted[0] if counted and counted[0] else None)
+    request.environ["cloudgpt.caller"] = caller  # for enforce_account: the key's marker is read there
+    return caller
+
+
+def _confirmed(found: keys.VerifiedKey) -> keys.VerifiedKey:
+    """The key again from the store if its marker shows a change since it was verified here."""
+    try:
+        (seen,) = counters(settings()).run([Seen(keys.marker(found.key_id))])
+    except CountersUnavailable:
+        return found
+    return keys.reverify(found) if (seen or 0) > found.version else found
 
 
 def _is_jwt(token: str) -> bool:
@@ -122,8 +133,12 @@ def identify(request: Request) -> Caller:
         if account.anonymous:
             return Caller("anonymous", address_bucket(client_ip(request)))
         return Caller("user", account.user)
-    found = _verify_key(request, token)
-    return Caller("user", found.user, found.key_id)
+    return _verify_key(request, token)
+
+
+def api_key_holder(request: Request) -> Caller:
+    """The caller of a route about the key itself (GET /api/keys/current): an API key only."""
+    return _verify_key(request, bearer_token(request, "This route needs 'Authorization: Bearer <api key>'."))
 
 
 def bearer_token(request: Request, missing: str) -> str:
@@ -140,7 +155,7 @@ def account_holder(request: Request) -> str:
         request, "Your keys and usage need 'Authorization: Bearer <access token or API key>'."
     )
     if token.startswith(keys.PREFIX):
-        return _verify_key(request, token).user
+        return _verify_key(request, token).id
     return _account(token).user
 
 

@@ -21,7 +21,10 @@ from lib.schemas import (
     CreateKeyRequest,
     ImageGenerationRequest,
     ImageRequest,
+    KeyLimits,
+    KeyQuota,
     SessionRequest,
+    UpdateKeyRequest,
     VideoRequest,
 )
 
@@ -123,19 +126,36 @@ class OpenAIModelList(BaseModel):
     data: list[OpenAIModel]
 
 
-class CreatedKey(BaseModel):
+class _Controls(BaseModel):
+    expires: int | None = Field(description="Unix seconds after which the key is a 401 `api_key_expired`.")
+    disabled: bool = Field(description="A disabled key is a 401 `api_key_disabled` until enabled again.")
+    models: list[str] | None = Field(description="The catalog ids the key may call; null: every model.")
+    limits: KeyLimits = Field(description="The key's own per-minute limits; null: only the account's.")
+    quota: KeyQuota | None = Field(description="The key's cap per UTC day or month; null: none.")
+
+
+class QuotaUsed(BaseModel):
+    requests: int = Field(description="Requests admitted in the current period.")
+    tokens: int = Field(description="Tokens of the answers that ended in the current period.")
+    resets: int = Field(description="When the period ends (Unix seconds, UTC midnight).")
+
+
+class CreatedKey(_Controls):
     id: str
     key: str = Field(description="The key itself (`cgpt_...`): shown this once, never again.")
     name: str
     created: int
 
 
-class KeyInfo(BaseModel):
+class KeyInfo(_Controls):
     id: str
     name: str
     prefix: str = Field(description="The key's first characters, e.g. `cgpt_AbCd...`.")
     created: int
     lastUsed: int | None
+    quotaUsed: QuotaUsed | None = Field(
+        None, description="How much of the quota is used (only for a key with a quota, when known)."
+    )
 
 
 class KeyList(BaseModel):
@@ -286,12 +306,16 @@ _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
     401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
     403: (
-        "The credential is valid but cannot do this: creating and deleting keys needs an account "
-        "session (a Supabase Auth access token), not an API key; anonymous sign-ins get no keys."
+        "The credential is valid but cannot do this: creating, changing and deleting keys needs an "
+        "account session (a Supabase Auth access token), not an API key; anonymous sign-ins get no "
+        "keys; a key limited to some models cannot call others (`model_not_allowed`)."
     ),
     404: "No such resource (/api/session: not in this configuration).",
     413: "The body is larger than the route accepts.",
-    429: "Past the minute's rate limit (CloudGPT's or the provider's): retry after `Retry-After` seconds.",
+    429: (
+        "Past the minute's rate limit (CloudGPT's, the key's own, or the provider's), or past the key's "
+        "quota (`key_quota_exceeded`): retry after `Retry-After` seconds."
+    ),
     502: "The provider answered with an error or with something unusable.",
     503: "A provider or backend is unavailable or not configured.",
     504: "The provider did not answer in time.",
@@ -332,7 +356,7 @@ _SECURITY = {
         "scheme": "bearer",
         "description": (
             "A CloudGPT API key (`cgpt_...`). Listing keys and reading usage also take a Supabase Auth "
-            "access token; creating and deleting keys take only that."
+            "access token; creating, changing and deleting keys take only that."
         ),
     }
 }
@@ -371,7 +395,7 @@ class _Operation:
     query: tuple[dict[str, Any], ...] = ()  # query parameters, as OpenAPI describes them
 
 
-_PROVIDER_ERRORS = (400, 401, 413, 429, 502, 503, 504)
+_PROVIDER_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
 
 
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -514,6 +538,16 @@ _OPERATIONS = (
         errors=(400, 403, 413, *_KEY_ERRORS),
     ),
     _Operation(
+        "get", ("/api/keys/current",), "The key you call with: its settings and quota use", "Keys",
+        _json(KeyInfo, "The calling key as listed, never the key itself."), auth="required", limited=True,
+        errors=_KEY_ERRORS,
+    ),
+    _Operation(
+        "patch", ("/api/keys/{id}",), "Change an API key's name or controls", "Keys",
+        _json(KeyInfo, "The key as changed; every instance holds to it within a second."),
+        UpdateKeyRequest, auth="required", limited=True, errors=(400, 403, 404, 413, *_KEY_ERRORS),
+    ),
+    _Operation(
         "delete", ("/api/keys/{id}",), "Revoke an API key", "Keys",
         _json(DeletedKey, "The key is revoked."), auth="required", limited=True,
         errors=(403, 404, *_KEY_ERRORS),
@@ -566,6 +600,7 @@ _BODIES = {
     ImageGenerationRequest: "image",
     VideoRequest: "video",
     CreateKeyRequest: None,
+    UpdateKeyRequest: None,
     SessionRequest: None,
 }
 

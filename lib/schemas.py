@@ -286,10 +286,52 @@ class VideoRequest(_MediaRequest):
             )
 
 
-class CreateKeyRequest(BaseModel):
-    """POST /api/keys: an optional name, 1 to 100 characters once trimmed."""
+_CAP = 10**12  # a quota's cap, requests or tokens
+
+
+class KeyLimits(BaseModel):
+    """A key's own per-minute limits; each at most the account's (null or absent: none of its own)."""
+
+    model_config = _STRICT
+    chat: int | None = Field(None, ge=1, le=1_000_000)
+    image: int | None = Field(None, ge=1, le=1_000_000)
+    video: int | None = Field(None, ge=1, le=1_000_000)
+
+
+class KeyQuota(BaseModel):
+    """A key's cap per UTC day or month; either cap may be null, not both."""
+
+    model_config = _STRICT
+    period: Literal["day", "month"]
+    requests: int | None = Field(None, ge=1, le=_CAP, description="Requests admitted in the period.")
+    tokens: int | None = Field(
+        None, ge=1, le=_CAP, description="Prompt and completion tokens, counted as each answer ends."
+    )
+
+
+class _KeyControls(BaseModel):
+    """What a key may do; each null or absent: no such control."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, defer_build=True)
+    expires: int | None = Field(
+        None,
+        description="Unix seconds after which the key is refused; in the future, at most ten years away.",
+    )
+    disabled: bool = Field(False, description="A disabled key is refused until it is enabled again.")
+    models: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, min_length=1, max_length=100, description="Catalog model ids the key may call; null: all."
+    )
+    limits: KeyLimits | None = None
+    quota: KeyQuota | None = None
+
+    def controls(self) -> dict[str, Any]:
+        """The controls as given (absent ones left out), in the API's shape."""
+        return self.model_dump(include=self.model_fields_set - {"name"})
+
+
+class CreateKeyRequest(_KeyControls):
+    """POST /api/keys: an optional name, 1 to 100 characters once trimmed, and the key's controls."""
+
     name: str = Field(
         None,  # absent: the default name; null is refused
         min_length=1,
@@ -297,6 +339,26 @@ class CreateKeyRequest(BaseModel):
         description='Absent: "Default key".',
         json_schema_extra=lambda schema: schema.pop("default"),
     )
+
+
+class UpdateKeyRequest(_KeyControls):
+    """PATCH /api/keys/{id}: the fields to change; absent ones stay, null clears a control."""
+
+    name: str = Field(
+        None,  # absent: unchanged; null is refused
+        min_length=1,
+        max_length=100,
+        json_schema_extra=lambda schema: schema.pop("default"),
+    )
+    disabled: bool = Field(
+        None,  # absent: unchanged; null is refused
+        description="true: refused until enabled again; false: enabled.",
+        json_schema_extra=lambda schema: schema.pop("default"),
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """Every field given, in the API's shape."""
+        return self.model_dump(include=self.model_fields_set)
 
 
 class SessionRequest(BaseModel):

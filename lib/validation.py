@@ -42,6 +42,17 @@ def parse_body(request: Request, schema: str, *, optional: bool = False) -> Any:
         raise _bad_request(error) from None
 
 
+def parse_fields(schema: str, fields: dict[str, Any]) -> Any:
+    """`fields` given otherwise than as JSON (a command line's options) as the model `schema`, or
+    the same 400 naming the field that the body would get."""
+    from pydantic_core import ValidationError
+
+    try:
+        return getattr(import_module("lib.schemas"), schema).model_validate(fields, strict=True)
+    except ValidationError as error:
+        raise _bad_request(error) from None
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     from lib.schemas import MESSAGE_ROLES  # loaded by parse_body already
 

@@ -1,15 +1,17 @@
 """Callers trying to get around the limits: forged keys, and the account routes.
 
 Anyone can make a key with a valid checksum (the checksum is a plain hash), and
-each one would cost a key-store round trip. Keys the store refused are counted per
-client address before it is asked again (RATE_LIMIT_FAILED_AUTH a minute), and
-remembered by the instance, so a flood costs the store a handful of calls and real
-keys keep working. The account routes have a budget per user (RATE_LIMIT_ACCOUNT).
+each one would cost a key-store round trip. Every lookup is counted per client
+address, atomically, before the store is asked (RATE_LIMIT_FAILED_AUTH a minute;
+a key that verifies gives its count back), and refused keys are remembered by
+the instance, so a flood costs the store a handful of calls however it is timed,
+and real keys keep working. The account routes have a budget per user (RATE_LIMIT_ACCOUNT).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -25,7 +27,7 @@ from tests.upstash_fixtures import upstash_env
 from tests.vercel_runtime import VercelFunction
 
 CHAT = {"model": "openai", "messages": [{"role": "user", "content": "hello"}]}
-VERIFY = "cloudgpt_verify_api_key"
+VERIFY = "cloudgpt_verify_api_key_with_controls"
 
 
 def chat(client: httpx.Client, key: str, address: str | None = None) -> httpx.Response:
@@ -61,6 +63,26 @@ def test_a_flood_of_forged_keys_is_cut_off_before_the_store_and_real_keys_keep_w
     if supabase:
         assert supabase.rpc_calls(VERIFY) == asked + 5  # the other 25 never reached the store
     assert [chat(gateway.client, real).status_code for _ in range(3)] == [200] * 3
+
+
+@pytest.mark.parametrize("store", ["supabase"], indirect=True)  # its calls can be counted from outside
+def test_sixty_forged_keys_at_once_reach_the_store_at_most_the_limit_times(
+    store: Store,
+    start_gateway: Callable[..., Gateway],
+    supabase: FakeSupabase,
+    backend: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each lookup is counted against the address, atomically, before it is made: however many
+    arrive together (here across two worker processes), no more than the limit are let through."""
+    env = {k: v for k, v in store.env.items() if k != "CLOUDGPT_DATA_DIR"} | backend
+    gateway = start_gateway(**env, RATE_LIMIT_FAILED_AUTH="10")
+    inside_one_window(20)
+    asked = supabase.rpc_calls(VERIFY)
+    with ThreadPoolExecutor(60) as pool:
+        statuses = list(pool.map(lambda _: chat(gateway.client, new_key()).status_code, range(60)))
+    assert sorted(statuses) == [401] * 10 + [429] * 50
+    assert supabase.rpc_calls(VERIFY) - asked == 10
 
 
 @pytest.mark.parametrize("store", ["supabase"], indirect=True)  # its calls can be counted from outside

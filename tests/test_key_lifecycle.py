@@ -26,23 +26,17 @@ def chat(gateway: Gateway, key: str) -> int:
     return gateway.client.post("/api/chat", json=CHAT, headers={"Authorization": f"Bearer {key}"}).status_code
 
 
-def test_a_deleted_key_stops_working_on_other_instances_within_the_cache_time(
+def test_a_deleted_key_stops_working_on_other_instances_at_once(
     store: Store, start_gateway: Callable[..., Gateway]
 ) -> None:
-    """Two instances on one store, verifications cached for 2 s: the other instance
-    keeps accepting the deleted key from its cache, then refuses it."""
-    env = store.env | {"CLOUDGPT_KEY_CACHE_SECONDS": "2"}
-    first, second = start_gateway(**env), start_gateway(**env)
+    """Two instances on one store with the default 30 s verification cache: the other
+    instance reads the key's marker with its rate-limit count and refuses it at its next request."""
+    first, second = start_gateway(**store.env), start_gateway(**store.env)
     token = store.token(store.new_user())
     key = first.client.post("/api/keys", json={}, headers=store.auth(token)).json()
     assert chat(second, key["key"]) == 200  # now cached on the second instance
-    deleted_at = time.monotonic()
     assert first.client.delete(f"/api/keys/{key['id']}", headers=store.auth(token)).status_code == 200
-    assert chat(first, key["key"]) == 401  # at once where it was deleted
-    assert chat(second, key["key"]) == 200  # still cached there
-    while chat(second, key["key"]) == 200:
-        assert time.monotonic() - deleted_at < 2.5
-        time.sleep(0.1)
+    assert chat(first, key["key"]) == 401
     assert chat(second, key["key"]) == 401
 
 
@@ -78,7 +72,7 @@ def test_the_cli_creates_lists_and_revokes_keys_on_the_configured_store(store: S
 def test_the_cli_refuses_a_bad_user_or_name() -> None:
     assert "UUID" in cli({}, "create", "--user", "me").stderr
     assert (
-        "1 to 100"
+        "Invalid 'name'"
         in cli({}, "create", "--user", "6f1c1a55-3c35-4a52-8a47-1f4b1b8b2f10", "--name", " ").stderr
     )
 

@@ -19,6 +19,10 @@ CALLS = {
     "cloudgpt_list_api_keys": "select * from public.cloudgpt_list_api_keys(%s::uuid)",
     "cloudgpt_delete_api_key": "select public.cloudgpt_delete_api_key(%s::uuid, 'key_xxxxxxxxxxxxxxxxxxxx')",
     "cloudgpt_verify_api_key": "select public.cloudgpt_verify_api_key(%s, 60)",
+    "cloudgpt_verify_api_key_with_controls": "select public.cloudgpt_verify_api_key_with_controls(%s, 60)",
+    "cloudgpt_update_api_key": (
+        "select public.cloudgpt_update_api_key(%s::uuid, 'key_xxxxxxxxxxxxxxxxxxxx', '{\"disabled\": true}')"
+    ),
 }
 
 
@@ -86,6 +90,7 @@ def test_api_roles_cannot_execute_the_functions(
     args = {
         "cloudgpt_create_api_key": (new_key_id(), user, key_hash(new_key())),
         "cloudgpt_verify_api_key": (key_hash(key),),
+        "cloudgpt_verify_api_key_with_controls": (key_hash(key),),
     }.get(function, (user,))
     with postgres.connect() as db, db.transaction():
         as_role(db, role, user)
@@ -139,3 +144,58 @@ def test_verify_touches_last_used_at_most_once_a_minute(postgres: Postgres, stor
         verify()
         assert last_used() >= first  # a minute old: written again
         assert verify("0" * 64) is None
+
+
+def test_a_key_from_before_controls_verifies_with_none_and_changes_raise_its_version(
+    postgres: Postgres, stored_key
+) -> None:
+    """`stored_key` is created by the first migration's function, as an old deployment would."""
+    user, key = stored_key
+    with postgres.connect() as db:
+        db.execute("set role service_role")
+        found = db.execute(
+            "select public.cloudgpt_verify_api_key_with_controls(%s, 60)", (key_hash(key),)
+        ).fetchone()[0]
+        assert found["user_id"] == user
+        assert {name: found[name] for name in ("expires", "disabled", "models", "limit_chat", "quota_period")} == {
+            "expires": None, "disabled": False, "models": None, "limit_chat": None, "quota_period": None,
+        }  # fmt: skip
+        changed = db.execute(
+            "select public.cloudgpt_update_api_key(%s, %s, %s)",
+            (
+                user,
+                found["id"],
+                json.dumps(
+                    {"models": ["openai"], "limit_chat": 3, "quota_period": "day", "quota_requests": 5}
+                ),
+            ),
+        ).fetchone()[0]
+        assert (changed["models"], changed["limit_chat"], changed["version"]) == (["openai"], 3, 2)
+        assert changed["name"] == "mine"  # what was not named stays
+        cleared = db.execute(
+            "select public.cloudgpt_update_api_key(%s, %s, %s)",
+            (user, found["id"], json.dumps({"models": None})),
+        ).fetchone()[0]
+        assert (cleared["models"], cleared["limit_chat"], cleared["version"]) == (None, 3, 3)
+        other = postgres.new_user()
+        assert db.execute(
+            "select public.cloudgpt_update_api_key(%s, %s, '{}')", (other, found["id"])
+        ).fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"limit_chat": 0}, {"quota_requests": -1, "quota_period": "day"}, {"quota_period": "week", "quota_tokens": 5},
+     {"quota_period": "day"}, {"models": []}],
+)  # fmt: skip
+def test_the_table_refuses_controls_out_of_bounds(postgres: Postgres, stored_key, changes: dict) -> None:
+    user, key = stored_key
+    with postgres.connect() as db:
+        db.execute("set role service_role")
+        key_id = db.execute(
+            "select id from public.api_keys where key_hash = %s", (key_hash(key),)
+        ).fetchone()[0]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.execute(
+                "select public.cloudgpt_update_api_key(%s, %s, %s)", (user, key_id, json.dumps(changes))
+            )

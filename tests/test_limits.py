@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from lib.counters import Add, Get, Mark, Seen, counters
 from lib.counters.sqlite import SqliteCounters
+from lib.settings import load as settings_from
 from tests.conftest import AS_ON_VERCEL
 from tests.fakes.upstash import UpstashEmulator
 from tests.upstash_fixtures import upstash_env
@@ -210,12 +212,24 @@ def test_sqlite_counts_are_exact_across_processes_and_threads(tmp_path: Path) ->
     assert sorted(results) == list(range(1, 201))
 
 
-def test_sqlite_starts_a_new_window_from_zero_and_drops_old_ones(tmp_path: Path) -> None:
+def test_sqlite_counts_start_again_once_expired_and_expired_rows_are_swept(tmp_path: Path) -> None:
     counters = SqliteCounters(tmp_path / "limits.sqlite3")
     assert [counters.hit("b", 60) for _ in range(3)] == [1, 2, 3]
     assert counters.hit("b", 120) == 1
-    assert counters.hit("other", 120) == 1
-    rows = counters._connection.execute(
-        "SELECT bucket, window, count FROM counters ORDER BY bucket"
-    ).fetchall()
-    assert rows == [("b", 120, 1), ("other", 120, 1)]
+    assert counters.run([Add("gone", 1, ttl=0), Add("gone", 1, ttl=0)]) == [1, 1]  # past its lifetime
+    counters._swept = 0  # as if a minute had passed
+    assert counters.run([Get("gone")]) == [0]
+    keys = [key for (key,) in counters._connection.execute("SELECT key FROM tallies ORDER BY key")]
+    assert keys == ["cgpt:rl:b:120", "cgpt:rl:b:60"]
+
+
+def test_a_marker_is_only_ever_raised(tmp_path: Path, backend: dict[str, str]) -> None:
+    """Two changes' marker writes may arrive in either order: the higher version stays."""
+    current = settings_from(backend | {"CLOUDGPT_DATA_DIR": str(tmp_path)})
+    store = counters(current)
+    assert store.run([Seen("cgpt:key:m"), Mark("cgpt:key:m", 3, 60), Mark("cgpt:key:m", 2, 60)]) == [
+        0,
+        None,
+        None,
+    ]
+    assert store.run([Seen("cgpt:key:m")]) == [3]

@@ -49,7 +49,7 @@ def test_the_upstash_client_is_imported_only_when_configured(
 ) -> None:
     code = (
         "import sys, api.chat\n"
-        "from lib.identity import Caller\n"
+        "from lib.caller import Caller\n"
         "from lib.limits import enforce\n"
         "assert 'upstash_redis' not in sys.modules  # a cold import never pays for it\n"
         "enforce(Caller('anonymous', '127.0.0.1'), 'chat')\n"

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from lib import catalog
 from tests.conftest import ROOT, Gateway
 
-METHODS = ("get", "post", "delete")
+METHODS = ("get", "post", "patch", "delete")
 
 
 @pytest.fixture(scope="module")

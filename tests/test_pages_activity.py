@@ -165,7 +165,7 @@ def test_usage_totals_revoked_names_today_and_each_days_numbers_without_a_mouse(
     revoke = row_of(browser, gone[:9]).find_element("css selector", "button.danger")
     revoke.click()
     revoke.click()
-    browser.text_of("#keys-status", "no longer works")
+    browser.text_of("#keys-status", "stops working on every server within a second")
     browser.driver.refresh()
     browser.visible("#signed-in")
 

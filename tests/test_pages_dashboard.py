@@ -196,7 +196,7 @@ def test_a_key_is_shown_once_copied_listed_by_prefix_works_and_stops_when_revoke
     browser.text_of("#keys-status", "Confirm or cancel")
     assert chat_with(pages_gateway, key).status_code == 200  # nothing happens before the confirmation
     revoke.click()
-    browser.text_of("#keys-status", "no longer works")
+    browser.text_of("#keys-status", "stops working on every server within a second")
     browser.wait(lambda: key[:9] not in browser.find("#keys").text, what="the row to go")
     assert chat_with(pages_gateway, key).status_code == 401
 

@@ -26,7 +26,7 @@ from tests.postgres import Postgres
 from tests.upstash_fixtures import upstash_env
 
 CHAT = {"model": "openai", "messages": [{"role": "user", "content": "hello"}]}
-VERIFY = "cloudgpt_verify_api_key"
+VERIFY = "cloudgpt_verify_api_key_with_controls"
 OUTAGE = (503, json.dumps(error_body("PGRST000", "Could not connect with the database")).encode())
 
 
@@ -44,8 +44,15 @@ def issue(gateway: Gateway, supabase: FakeSupabase, postgres: Postgres) -> str:
 
 @pytest.fixture(scope="module")
 def trusting_nothing(supabase: FakeSupabase, start_gateway: Callable[..., Gateway]) -> Gateway:
-    """A gateway on Supabase whose breaker never opens, so every odd answer reaches it."""
-    return start_gateway(**store_env("supabase", supabase), CLOUDGPT_BREAKER_FAILURES="1000")
+    """A gateway on Supabase whose breaker never opens, so every odd answer reaches it.
+
+    One worker: each is an instance with its own memory of refused keys.
+    """
+    return start_gateway(
+        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"),
+        **store_env("supabase", supabase),
+        CLOUDGPT_BREAKER_FAILURES="1000",
+    )
 
 
 USER = str(uuid.uuid4())
@@ -92,8 +99,19 @@ def test_a_null_verification_is_an_unknown_key_refused_at_once_and_remembered(
     assert supabase.rpc_calls(VERIFY) == before + 1  # refused keys are remembered briefly
 
 
+def verification(**fields: object) -> bytes:
+    """cloudgpt_verify_api_key_with_controls's answer for a key without controls, with `fields` changed."""
+    flat = {
+        "id": KEY_ID, "name": "n", "prefix": "cgpt_abcd...", "created": 1764108000, "last_used": None,
+        "expires": None, "disabled": False, "models": None, "limit_chat": None, "limit_image": None,
+        "limit_video": None, "quota_period": None, "quota_requests": None, "quota_tokens": None,
+        "version": 1, "user_id": USER.upper(),
+    }  # fmt: skip
+    return json.dumps(flat | fields).encode()
+
+
 def test_a_well_formed_verification_is_the_key(trusting_nothing: Gateway, supabase: FakeSupabase) -> None:
-    with supabase.answer_with(200, json.dumps({"user_id": USER.upper(), "key_id": KEY_ID}).encode()):
+    with supabase.answer_with(200, verification()):
         response = chat(trusting_nothing, new_key())
     assert response.status_code == 200, response.text
 

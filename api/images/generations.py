@@ -19,6 +19,7 @@ def create_image_generation(request: Request) -> Response:
     meter = usage.meter(request, caller, "image")  # every answer from here on is recorded, once sent
     body = parse_body(request, "ImageGenerationRequest")  # 400 naming the field, 413 past the size cap
     model = catalog.resolve("image", body.model)  # 400 for a model not in the catalog
+    caller.may_call(model.id)  # 403 for a model the key may not call
     meter.model, meter.delivered = model.id, {"images": 1}
     image = providers.image(model, body.image_request())  # 502 for an answer that is not an image
     return media.b64_json(image)

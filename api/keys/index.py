@@ -4,9 +4,11 @@ GET needs `Authorization: Bearer` with a Supabase Auth access token or one of th
 user's own API keys; POST needs an access token (an account session): a key
 cannot mint keys, and an anonymous sign-in gets none (403). Both count against
 the user's account budget (429 past it). POST takes `{"name"}` (optional, 1 to
-100 characters) and answers 201 `{"id", "key", "name", "created"}`: the only time
-the key is shown. GET answers `{"data": [{"id", "name", "prefix", "created",
-"lastUsed"}]}`, newest first.
+100 characters) and the key's controls (`expires`, `disabled`, `models`,
+`limits`, `quota`, each optional) and answers 201 `{"id", "key", "name",
+"created", ...controls}`: the only time the key is shown. GET answers `{"data":
+[{"id", "name", "prefix", "created", "lastUsed", ...controls, "quotaUsed"}]}`,
+newest first (`quotaUsed` only for a key with a quota).
 """
 
 from lib import keys
@@ -26,7 +28,8 @@ def create_key(request: Request) -> Response:
     user = account_session(request).user  # 401 without a valid access token, 403 for a key
     enforce_account(request, user)  # 429 past the minute's account budget
     body = parse_body(request, "CreateKeyRequest", optional=True)  # 400 naming the field
-    return json_response(keys.create(user, body.name), 201)  # 400 past 25 keys
+    controls = keys.checked_controls(body.controls())  # 400 naming a model, limit or expiry out of bounds
+    return json_response(keys.create(user, body.name, controls), 201)  # 400 past 25 keys
 
 
 app = endpoint(GET=list_keys, POST=create_key)

@@ -1,13 +1,18 @@
-"""Where the per-minute counters live: Upstash Redis when configured, else SQLite on local disk.
+"""Where the shared tallies live: Upstash Redis when configured, else SQLite on local disk.
 
-Every backend counts one request in a (bucket, window) and answers the count including
-it, atomically, or raises `CountersUnavailable`; what that means for the request is the
-limiter's decision (`RATE_LIMIT_FAILURE_MODE`), not the backend's. Backends are imported
-only when chosen: the Upstash client is a cold-start cost a local run never pays.
+A request's whole plan (the rate-limit counts, a key's quota, the marker that says a
+key changed) is a list of operations the backend runs in one round trip, each
+atomically: `Add` counts (and answers the count including it), `Get` reads a
+count, `Mark` raises a key's change marker, `Seen` reads it. What a result means
+for the request is the caller's decision (`RATE_LIMIT_FAILURE_MODE`), not the
+backend's. Backends are imported only when chosen: the Upstash client is a
+cold-start cost a local run never pays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from lib.errors import ServiceUnavailable
@@ -16,6 +21,9 @@ from lib.settings import Settings
 
 if TYPE_CHECKING:
     from lib.breaker import Breaker
+
+KEY_PREFIX = "cgpt:"
+WINDOW_TTL_SECONDS = 120  # a window's count outlives its minute, so a lagging clock still finds it
 
 
 class CountersUnavailable(ServiceUnavailable):
@@ -27,13 +35,53 @@ class CountersUnavailable(ServiceUnavailable):
         super().__init__("The rate limiter's store cannot be used right now.")
 
 
+@dataclass(frozen=True)
+class Add:
+    """Add `by` to the count at `key` (0 when absent), which lives `ttl` s from its first add; answers the new count."""
+
+    key: str
+    by: int = 1
+    ttl: int = WINDOW_TTL_SECONDS
+
+
+@dataclass(frozen=True)
+class Get:
+    """The count at `key`; 0 when absent."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Raise the marker at `key` to `value` (never lower it); it lives `ttl` s from this write. Answers None."""
+
+    key: str
+    value: float
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The marker at `key`; 0 when absent."""
+
+    key: str
+
+
+Op = Add | Get | Mark | Seen
+
+
+def window_key(bucket: str, window: int) -> str:
+    """A per-minute count's key: `cgpt:rl:chat:user:<id>:1764108600` (the window's start)."""
+    return f"{KEY_PREFIX}rl:{bucket}:{window}"
+
+
 class Counters(Protocol):
-    def hit(self, bucket: str, window: int) -> int:
-        """Count one request in `bucket`'s `window`; the count including it."""
+    def run(self, ops: Sequence[Op]) -> list[float | None]:
+        """Run `ops` in order, in one round trip; each one's answer."""
         ...
 
-    def peek(self, bucket: str, window: int) -> int:
-        """The count in `bucket`'s `window` so far, without counting."""
+    def hit(self, bucket: str, window: int) -> int:
+        """Count one request in `bucket`'s `window`; the count including it."""
         ...
 
 

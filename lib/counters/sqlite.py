@@ -1,34 +1,48 @@
-"""Window counters in one SQLite file: the embedded backend, shared by every thread and process.
+"""Counts and markers in one SQLite file: the embedded backend, shared by every thread and process.
 
-Each request is one atomic upsert that returns the new count, so concurrent threads
-and processes can never admit more than the limit, nor refuse below it.
+Each operation is one atomic statement (an upsert that returns the new count), so
+concurrent threads and processes never admit more than a limit, nor refuse below
+it. A row lives until its `expires` (Unix s), as a Redis key with a TTL would;
+expired rows read as absent and are swept once a minute per process.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from lib.counters import CountersUnavailable
+from lib.counters import Add, CountersUnavailable, Mark, Op, window_key
 from lib.sqlite_file import open_sqlite
 
 
 class SqliteCounters:
     _SCHEMA = """
-        CREATE TABLE IF NOT EXISTS counters (
-            bucket TEXT NOT NULL,
-            window INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            PRIMARY KEY (bucket, window)
+        DROP TABLE IF EXISTS counters;
+        CREATE TABLE IF NOT EXISTS tallies (
+            key TEXT PRIMARY KEY,
+            value NOT NULL,
+            expires INTEGER NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS counters_window ON counters (window);
+        CREATE INDEX IF NOT EXISTS tallies_expires ON tallies (expires);
     """
-    _HIT = """
-        INSERT INTO counters (bucket, window, count) VALUES (?, ?, 1)
-        ON CONFLICT (bucket, window) DO UPDATE SET count = count + 1
-        RETURNING count
+    # An expired row that was not swept yet starts again, as a Redis key past its TTL would.
+    _ADD = """
+        INSERT INTO tallies (key, value, expires) VALUES (:key, :by, :now + :ttl)
+        ON CONFLICT (key) DO UPDATE SET
+            value = CASE WHEN expires <= :now THEN excluded.value ELSE value + excluded.value END,
+            expires = CASE WHEN expires <= :now THEN excluded.expires ELSE expires END
+        RETURNING value
     """
+    _MARK = """
+        INSERT INTO tallies (key, value, expires) VALUES (:key, :value, :now + :ttl)
+        ON CONFLICT (key) DO UPDATE SET
+            value = CASE WHEN expires <= :now THEN excluded.value ELSE max(value, excluded.value) END,
+            expires = excluded.expires
+    """
+    _GET = "SELECT value FROM tallies WHERE key = ? AND expires > ?"
 
     def __init__(self, path: Path) -> None:
         try:
@@ -38,27 +52,32 @@ class SqliteCounters:
         except (sqlite3.Error, OSError) as error:
             raise CountersUnavailable() from error
         self._lock = threading.Lock()
-        self._swept_window = 0
+        self._swept = 0
+
+    def run(self, ops: Sequence[Op]) -> list[float | None]:
+        """Each operation in turn, one statement each, under the process's lock."""
+        now = int(time.time())
+        answers: list[float | None] = []
+        try:
+            with self._lock:
+                execute = self._connection.execute
+                for op in ops:
+                    if isinstance(op, Add):
+                        params = {"key": op.key, "by": op.by, "now": now, "ttl": op.ttl}
+                        answers.append(execute(self._ADD, params).fetchone()[0])
+                    elif isinstance(op, Mark):
+                        execute(self._MARK, {"key": op.key, "value": op.value, "now": now, "ttl": op.ttl})
+                        answers.append(None)
+                    else:
+                        row = execute(self._GET, (op.key, now)).fetchone()
+                        answers.append(row[0] if row else 0)
+                if now - self._swept >= 60:  # once a minute and process: drop what has expired
+                    self._swept = now
+                    execute("DELETE FROM tallies WHERE expires <= ?", (now,))
+        except sqlite3.Error as error:
+            raise CountersUnavailable() from error
+        return answers
 
     def hit(self, bucket: str, window: int) -> int:
         """Count one request in `bucket`'s `window`; the count including it."""
-        try:
-            with self._lock:
-                (count,) = self._connection.execute(self._HIT, (bucket, window)).fetchone()
-                if window != self._swept_window:  # once per window and process: drop old windows
-                    self._swept_window = window
-                    self._connection.execute("DELETE FROM counters WHERE window < ?", (window,))
-        except sqlite3.Error as error:
-            raise CountersUnavailable() from error
-        return count
-
-    def peek(self, bucket: str, window: int) -> int:
-        """The count in `bucket`'s `window` so far, without counting."""
-        try:
-            with self._lock:
-                row = self._connection.execute(
-                    "SELECT count FROM counters WHERE bucket = ? AND window = ?", (bucket, window)
-                ).fetchone()
-        except sqlite3.Error as error:
-            raise CountersUnavailable() from error
-        return row[0] if row else 0
+        return int(self.run([Add(window_key(bucket, window))])[0] or 0)

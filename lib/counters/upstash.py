@@ -1,30 +1,29 @@
-"""Window counters in Upstash Redis over its REST API, shared by every instance anywhere.
+"""Counts and markers in Upstash Redis over its REST API, shared by every instance anywhere.
 
-One request is one HTTP round trip: a transaction (`/multi-exec`) of `INCR` on the
-window's key and `EXPIRE ... NX`, so the first hit gives the key its lifetime and
-later hits leave it. Redis runs the two atomically, so the counts that concurrent
-instances see are 1, 2, 3, ... with none lost or repeated: the limit admits exactly
-itself. Keys look like `cgpt:rl:chat:anonymous:203.0.113.7:1764108600` (the window's
-start in Unix seconds) and vanish by themselves once their window is over.
+A request's plan is one HTTP round trip: a transaction (`/multi-exec`) with, per
+count, `INCRBY` and `EXPIRE ... NX` (the first add gives the key its lifetime,
+later ones leave it). Redis runs them atomically, so the counts that concurrent
+instances see are 1, 2, 3, ... with none lost or repeated: a limit admits exactly
+itself. Window keys look like `cgpt:rl:chat:anonymous:203.0.113.7:1764108600`
+(the window's start in Unix seconds) and vanish by themselves once it is over.
+A key's change marker is a one-member sorted set, so `ZADD ... GT` only ever
+raises it, whatever order two changes' writes arrive in.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 from upstash_redis import Redis
 
 from lib.breaker import Breaker
-from lib.counters import CountersUnavailable
+from lib.counters import Add, CountersUnavailable, Get, Mark, Op, window_key
 from lib.instance import kept
 
-KEY_PREFIX = "cgpt:rl:"
-# A window lasts 60 s; its key lives twice that from its first hit, so an instance
-# whose clock lags a little still finds the count rather than starting a new one.
-KEY_TTL_SECONDS = 120
+_MEMBER = "v"  # a marker is a sorted set of this one member: ZADD ... GT raises it, never lowers it
 
 
 def rest_client(url: str, token: str, timeout: float) -> Redis:
@@ -54,25 +53,56 @@ class UpstashCounters:
         self._redis = rest_client(url, token, timeout)
         self._breaker = breaker
 
+    def run(self, ops: Sequence[Op]) -> list[float | None]:
+        """The operations as one transaction: `INCR` (or `INCRBY`) and `EXPIRE ... NX` per `Add`,
+        `GET` per `Get`, `ZADD ... GT` and `EXPIRE` per `Mark`, `ZSCORE` per `Seen`; a lone `Get` as itself."""
+        if len(ops) == 1 and isinstance(ops[0], Get):  # a lone read needs no transaction
+            key = ops[0].key
+            answer = [self._call(lambda: self._redis.get(key))]
+        else:
+            transaction = self._redis.multi()
+            for op in ops:
+                if isinstance(op, Add):
+                    transaction.incr(op.key) if op.by == 1 else transaction.incrby(op.key, op.by)
+                    transaction.expire(op.key, op.ttl, nx=True)
+                elif isinstance(op, Get):
+                    transaction.get(op.key)
+                elif isinstance(op, Mark):
+                    transaction.zadd(op.key, {_MEMBER: op.value}, gt=True)
+                    transaction.expire(op.key, op.ttl)
+                else:
+                    transaction.zscore(op.key, _MEMBER)
+            answer = self._call(transaction.exec)
+        replies = iter(answer if isinstance(answer, list) else ())
+        try:
+            results = [self._answer(op, replies) for op in ops]
+        except (StopIteration, ValueError) as error:
+            self._breaker.failed()
+            raise CountersUnavailable() from ValueError(f"Upstash answered {answer!r}: {error}")
+        self._breaker.succeeded()
+        return results
+
     def hit(self, bucket: str, window: int) -> int:
         """Count one request in `bucket`'s `window`; the count including it."""
-        key = f"{KEY_PREFIX}{bucket}:{window}"
-        transaction = self._redis.multi()
-        transaction.incr(key)
-        transaction.expire(key, KEY_TTL_SECONDS, nx=True)
-        answer = self._call(transaction.exec)
-        return self._checked(answer[0] if isinstance(answer, list) and len(answer) == 2 else answer, 1)
+        return int(self.run([Add(window_key(bucket, window))])[0] or 0)
 
-    def peek(self, bucket: str, window: int) -> int:
-        """The count in `bucket`'s `window` so far (0 before its first hit), without counting."""
-        value = self._call(lambda: self._redis.get(f"{KEY_PREFIX}{bucket}:{window}"))
-        if value is None:
-            self._breaker.succeeded()
+    @staticmethod
+    def _answer(op: Op, replies: Iterator[Any]) -> float | None:
+        """One operation's answer from its replies; ValueError for anything but the command's shape."""
+        reply = next(replies)
+        if isinstance(op, Add | Mark):
+            next(replies)  # EXPIRE's 0 or 1
+        if isinstance(op, Mark):
+            return None
+        if reply is None and not isinstance(op, Add):
             return 0
-        # GET answers a counter as its digits.
-        return self._checked(
-            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value, 0
-        )
+        if isinstance(op, Get) and isinstance(reply, str) and reply.isascii() and reply.lstrip("-").isdigit():
+            reply = int(reply)  # GET answers a count as its digits
+        if isinstance(reply, bool) or not isinstance(reply, int | float):
+            raise ValueError(f"not a count: {reply!r}")
+        if isinstance(op, Add) and (not isinstance(reply, int) or (op.by > 0 and reply < 1)):
+            raise ValueError(f"not a count after adding {op.by}: {reply!r}")
+        return reply
 
     def _call(self, command: Callable[[], Any]) -> Any:
         """One round trip, or CountersUnavailable at once while the breaker is open."""
@@ -86,14 +116,6 @@ class UpstashCounters:
         except Exception as error:
             self._breaker.failed()
             raise CountersUnavailable() from error
-
-    def _checked(self, count: object, minimum: int) -> int:
-        """`count` if it is an integer of at least `minimum`; anything else is Upstash failing."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < minimum:
-            self._breaker.failed()
-            raise CountersUnavailable() from ValueError(f"Upstash answered the counter {count!r}")
-        self._breaker.succeeded()
-        return count
 
 
 def _bounded_as_a_whole(seconds: float) -> Callable[[httpx.Request], None]:

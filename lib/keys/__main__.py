@@ -1,8 +1,14 @@
 """Manage a user's API keys on the configured store, without a token (for local use).
 
-python -m lib.keys create --user <uuid> [--name dev]
+python -m lib.keys create --user <uuid> [--name dev] [controls]
+python -m lib.keys update --user <uuid> <key id> [--name dev] [controls]
 python -m lib.keys list   --user <uuid>
 python -m lib.keys revoke --user <uuid> <key id>
+
+Controls: --expires <Unix s> | --no-expires, --disable | --enable,
+--models openai,flux | --no-models, --limit-chat/--limit-image/--limit-video <n>
+(together they replace the key's limits) | --no-limits, --quota-period day|month
+with --quota-requests <n> and/or --quota-tokens <n> | --no-quota.
 python -m lib.keys usage  --user <uuid> [--days 30] [--key <key id>]
 
 `--operator` in place of `--user <uuid>` is the local dashboard's user (the embedded
@@ -18,11 +24,8 @@ import sys
 import uuid
 from typing import Any
 
-from pydantic import ValidationError
-
 from lib import accounts, keys, local_signin, usage
 from lib.errors import GatewayError
-from lib.schemas import CreateKeyRequest
 from lib.usage.query import parse_days, parse_key_id
 
 
@@ -46,11 +49,63 @@ def usage_table(report: dict[str, Any]) -> str:
     )
 
 
+def _controls_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--name", default=None, help="a label, 1 to 100 characters")
+    command.add_argument("--expires", type=int, help="Unix seconds after which the key is refused")
+    command.add_argument("--no-expires", action="store_true", help="no expiry")
+    command.add_argument("--disable", action="store_true", help="refuse the key until enabled")
+    command.add_argument("--enable", action="store_true", help="enable a disabled key")
+    command.add_argument("--models", help="comma-separated catalog model ids the key may call")
+    command.add_argument("--no-models", action="store_true", help="every model")
+    for modality in ("chat", "image", "video"):
+        command.add_argument(
+            f"--limit-{modality}", type=int, help=f"the key's own {modality} requests per minute"
+        )
+    command.add_argument("--no-limits", action="store_true", help="no limits of the key's own")
+    command.add_argument("--quota-period", choices=("day", "month"), help="the quota's UTC period")
+    command.add_argument("--quota-requests", type=int, help="requests per period")
+    command.add_argument("--quota-tokens", type=int, help="tokens per period")
+    command.add_argument("--no-quota", action="store_true", help="no quota")
+
+
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given, as the fields of POST or PATCH /api/keys."""
+    fields: dict[str, Any] = {} if args.name is None else {"name": args.name}
+    if args.expires is not None or args.no_expires:
+        fields["expires"] = args.expires
+    if args.disable or args.enable:
+        fields["disabled"] = args.disable
+    if args.models is not None or args.no_models:
+        fields["models"] = args.models.split(",") if args.models else None
+    limits = {m: getattr(args, f"limit_{m}") for m in ("chat", "image", "video")}
+    if any(v is not None for v in limits.values()) or args.no_limits:
+        fields["limits"] = None if args.no_limits else limits
+    if args.quota_period or args.no_quota:
+        quota = {"period": args.quota_period, "requests": args.quota_requests, "tokens": args.quota_tokens}
+        fields["quota"] = None if args.no_quota else quota
+    return fields
+
+
+def _checked(parser: argparse.ArgumentParser, schema: str, fields: dict[str, Any]) -> Any:
+    """The fields checked by the routes' own rules; the first failure names its field."""
+    from lib.validation import parse_fields
+
+    try:
+        body = parse_fields(schema, fields)
+        keys.checked_controls(body.model_dump(include=body.model_fields_set))
+    except GatewayError as error:
+        parser.error(error.message)
+    return body
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.keys", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a key and print it (shown only this once)")
-    create.add_argument("--name", default=None, help="a label, 1 to 100 characters")
+    _controls_arguments(create)
+    update = commands.add_parser("update", help="change a key's name or controls")
+    update.add_argument("id", help="the key's id (key_...)")
+    _controls_arguments(update)
     commands.add_parser("list", help="list the user's keys, newest first")
     revoke = commands.add_parser("revoke", help="delete one of the user's keys")
     revoke.add_argument("id", help="the key's id (key_...)")
@@ -76,12 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.operator:
             args.user = local_signin.operator()
         if args.command == "create":
-            fields = {} if args.name is None else {"name": args.name}
-            try:
-                name = CreateKeyRequest.model_validate(fields).name  # the route's own rules
-            except ValidationError:
-                parser.error("--name must be 1 to 100 characters once trimmed")
-            result: object = keys.create(args.user, name)
+            body = _checked(parser, "CreateKeyRequest", _fields(args))
+            result: object = keys.create(args.user, body.name, body.controls())
+        elif args.command == "update":
+            body = _checked(parser, "UpdateKeyRequest", _fields(args))
+            result = keys.update(args.user, args.id, body.changes())
+            if result is None:
+                print(f"error: the user has no key {args.id}", file=sys.stderr)
+                return 1
         elif args.command == "list":
             result = {"data": keys.list_keys(args.user)}
         elif args.command == "usage":

@@ -1,5 +1,7 @@
 """The one interface every key store offers, and the choice of store from the settings.
 
+The stores import only `lib/keys/records.py`; this module imports them when chosen.
+
 Supabase when it is configured; otherwise the embedded SQLite store under
 CLOUDGPT_DATA_DIR, except on Vercel, where a per-instance file would hand out keys
 that other instances never heard of: there it is a 503 instead.
@@ -7,73 +9,30 @@ that other instances never heard of: there it is a 503 instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from lib.errors import BadRequest, ServiceUnavailable
+from lib.errors import ServiceUnavailable
 from lib.instance import kept
+from lib.keys.records import MAX_KEYS_PER_USER, TOUCH_AFTER_SECONDS, NewKey, VerifiedKey
 from lib.settings import SettingsError, settings
-
-MAX_KEYS_PER_USER = 25
-TOUCH_AFTER_SECONDS = 60  # `lastUsed` is written at most this often per key
-
-
-class KeyLimitReached(BadRequest):
-    code = "key_limit_reached"
-
-
-class KeyStoreUnavailable(ServiceUnavailable):
-    """The key store could not be used: unreachable, too slow, or failing.
-
-    `problem` tells the operator which (GET /api/health shows it; a caller only gets the 503):
-    `functions_missing` (migrations not applied), `wrong_key` (the store refused the
-    project key), `unreachable` (no answer in time) or `failing` (anything else).
-    """
-
-    code = "key_store_unavailable"
-
-    def __init__(self, problem: str = "failing") -> None:
-        super().__init__("The API key store cannot be used right now.")
-        self.problem = problem
-
-
-def limit_reached() -> KeyLimitReached:
-    return KeyLimitReached(
-        f"A user can have at most {MAX_KEYS_PER_USER} API keys; delete one to create another."
-    )
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """A key about to be stored: everything but the key itself."""
-
-    id: str
-    user: str
-    name: str
-    prefix: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class VerifiedKey:
-    """A key the store knows: whose it is, and its id (what usage is recorded under)."""
-
-    user: str
-    key_id: str
 
 
 class KeyStore(Protocol):
     def create(self, key: NewKey, max_keys: int) -> int:
         """Store `key` unless its user already has `max_keys`; its creation time (Unix s)."""
 
-    def list(self, user: str) -> list[dict[str, object]]:
-        """The user's keys, newest first: id, name, prefix, created, lastUsed."""
+    def list(self, user: str) -> list[dict[str, Any]]:
+        """The user's keys, newest first, in the flat shape (`lib/keys/records.py`)."""
+
+    def update(self, user: str, key_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Set the flat columns in `changes` on the user's key and raise its version; the key, or None."""
 
     def delete(self, user: str, key_id: str) -> bool:
         """Delete the user's key `key_id`; False when the user has no such key."""
 
     def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
-        """The key with this hash and its owner, touching `lastUsed` if older than `touch_after` s."""
+        """The key with this hash, its owner and controls, touching `lastUsed` if older than `touch_after` s."""
 
 
 def key_store() -> KeyStore:
@@ -105,3 +64,6 @@ def key_store() -> KeyStore:
 
     path = current.data_dir / "keys.sqlite3"
     return kept(("keys", "sqlite", path), lambda: SqliteKeys(path))
+
+
+__all__ = ["MAX_KEYS_PER_USER", "TOUCH_AFTER_SECONDS", "KeyStore", "key_store"]

@@ -19,18 +19,27 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from lib import transport
 from lib.breaker import Breaker
 from lib.errors import GatewayError, NotFound
-from lib.keys.store import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached
+from lib.keys.records import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached, verified
 from lib.upstream import pool
 
 TIMEOUT_SECONDS = 0.8  # each of: connecting, sending, the first byte, every later read
 _ANSWER_LIMIT = 1024 * 1024  # a user's 25 keys are a few kB
 _KEY_ID = re.compile(r"key_[A-Za-z0-9]{20}")
-_LISTED = {"id": str, "name": str, "prefix": str, "created": int, "last_used": (int, type(None))}
+_OPTIONAL_INT = (int, type(None))
+# The flat shape of cloudgpt_api_key_fields: each field and the types it may have.
+_FIELDS: dict[str, Any] = {
+    "id": str, "name": str, "prefix": str, "created": int, "last_used": _OPTIONAL_INT,
+    "expires": _OPTIONAL_INT, "disabled": bool, "models": (list, type(None)),
+    "limit_chat": _OPTIONAL_INT, "limit_image": _OPTIONAL_INT, "limit_video": _OPTIONAL_INT,
+    "quota_period": (str, type(None)), "quota_requests": _OPTIONAL_INT, "quota_tokens": _OPTIONAL_INT,
+    "version": int,
+}  # fmt: skip
 log = logging.getLogger("cloudgpt")
 
 
@@ -125,28 +134,28 @@ class SupabaseKeys:
             p_prefix=key.prefix,
             p_key_hash=key.hash,
             p_max_keys=max_keys,
+            p_controls=dict(key.controls),
         )
 
-    def list(self, user: str) -> list[dict[str, object]]:
-        rows = self._call("cloudgpt_list_api_keys", _rows, p_user_id=user)
-        return [
-            {
-                "id": r["id"],
-                "name": r["name"],
-                "prefix": r["prefix"],
-                "created": r["created"],
-                "lastUsed": r["last_used"],
-            }
-            for r in rows
-        ]
+    def list(self, user: str) -> list[dict[str, Any]]:
+        return self._call("cloudgpt_list_api_keys", _rows, p_user_id=user)
+
+    def update(self, user: str, key_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self._call(
+            "cloudgpt_update_api_key", _key_or_none, p_user_id=user, p_id=key_id, p_changes=dict(changes)
+        )
 
     def delete(self, user: str, key_id: str) -> bool:
         return self._call("cloudgpt_delete_api_key", _boolean, p_user_id=user, p_id=key_id)
 
     def verify(self, hash: str, touch_after: int) -> VerifiedKey | None:
-        return self._call(
-            "cloudgpt_verify_api_key", _verified, p_key_hash=hash, p_touch_after_seconds=touch_after
+        found = self._call(
+            "cloudgpt_verify_api_key_with_controls",
+            _verified,
+            p_key_hash=hash,
+            p_touch_after_seconds=touch_after,
         )
+        return None if found is None else verified(found, found["user_id"], hash)
 
 
 def _problem(error: _Refused) -> str:
@@ -167,18 +176,34 @@ def _verdict(error: _Refused) -> GatewayError | None:
     return None
 
 
-def _verified(answer: object) -> VerifiedKey | None:
-    """JSON null: no such key; `{"user_id": <uuid>, "key_id": "key_..."}`: the key. Nothing else."""
+def _verified(answer: object) -> dict[str, Any] | None:
+    """JSON null: no such key; the key's flat fields and its owner's `user_id` (a UUID). Nothing else."""
     if answer is None:
         return None
-    if not isinstance(answer, dict) or set(answer) != {"user_id", "key_id"}:
+    if not isinstance(answer, dict) or set(answer) != {*_FIELDS, "user_id"}:
         raise _Malformed(f"verification answered {type(answer).__name__}")
-    user, key_id = answer["user_id"], answer["key_id"]
-    if not isinstance(user, str) or not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise _Malformed("verification answered a malformed key")
-    if str(uuid.UUID(user)) != user.lower():  # ValueError for anything but a UUID
+    key = _key({name: answer[name] for name in _FIELDS})
+    user = answer["user_id"]
+    if not isinstance(user, str) or str(uuid.UUID(user)) != user.lower():  # ValueError for a non-UUID
         raise _Malformed("verification answered a malformed user id")
-    return VerifiedKey(user=user.lower(), key_id=key_id)
+    return key | {"user_id": user.lower()}
+
+
+def _key(row: object) -> dict[str, Any]:
+    """A key in the flat shape, every field of its type, its id a key id; anything else is malformed."""
+    if not isinstance(row, dict) or set(row) != set(_FIELDS):
+        raise _Malformed("a key without the fields of its shape")
+    for name, kind in _FIELDS.items():
+        value = row[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise _Malformed(f"a key whose {name} is {type(value).__name__}")
+    if not _KEY_ID.fullmatch(row["id"]) or not all(isinstance(m, str) for m in row["models"] or []):
+        raise _Malformed("a malformed key")
+    return row
+
+
+def _key_or_none(answer: object) -> dict[str, Any] | None:
+    return None if answer is None else _key(answer)
 
 
 def _integer(answer: object) -> int:
@@ -196,7 +221,4 @@ def _boolean(answer: object) -> bool:
 def _rows(answer: object) -> list[dict[str, Any]]:
     if not isinstance(answer, list):
         raise _Malformed("listing answered no rows")
-    for row in answer:
-        if not isinstance(row, dict) or any(not isinstance(row.get(k), t) for k, t in _LISTED.items()):
-            raise _Malformed("listing answered a malformed row")
-    return answer
+    return [_key(row) for row in answer]

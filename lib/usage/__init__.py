@@ -33,7 +33,7 @@ from lib.instance import kept
 from lib.settings import Settings, settings
 
 if TYPE_CHECKING:
-    from lib.identity import Caller
+    from lib.caller import Caller
     from lib.usage.query import ActivityQuery
     from lib.web import Request, Response
 
@@ -84,12 +84,18 @@ class Entry:
     modality: str
     counts: dict[str, int]
     activity: dict[str, object] | None = None  # the request's activity entry; None for anonymous traffic
+    # A key's token quota: the count its tokens are added to (lib/keys/records.Quota), and its lifetime.
+    tally: tuple[str, int] | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.counts.get("promptTokens", 0) + self.counts.get("completionTokens", 0)
 
 
 class UsageStore(Protocol):
     def add(self, entries: list[Entry]) -> None:
-        """Add each entry's counts to its row and keep its activity, atomically, in one write;
-        raises UsageUnavailable."""
+        """Add each entry's counts to its row, keep its activity and add its tokens to its `tally`,
+        atomically, in one write; raises UsageUnavailable."""
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         """The user's rows from `first_day` to `last_day` (Unix days, inclusive)."""
@@ -185,11 +191,21 @@ class Meter:
             activity = self._activity(response, failed, key_id, counts)
         else:
             user, key_id, activity = ANONYMOUS, "", None
-        entry = Entry(today(), user, key_id, self.model, self.modality, counts, activity)
+        entry = Entry(today(), user, key_id, self.model, self.modality, counts, activity, self._tally(counts))
         if settings().on_vercel:
             _record([entry])
         else:
             _writer().put(entry)
+
+    def _tally(self, counts: dict[str, int]) -> tuple[str, int] | None:
+        """Where this answer's tokens count against its key's token quota, if it has one."""
+        key = self.caller.key
+        used = counts.get("promptTokens", 0) + counts.get("completionTokens", 0)
+        if key is None or key.quota is None or key.quota.tokens is None or not used:
+            return None
+        now = time.time()
+        _, tokens, end = key.quota.tallies(key.key_id, now)
+        return tokens, end - int(now) + DAY_SECONDS
 
     def _activity(
         self, response: Response, failed: bool, key_id: str, counts: dict[str, int]

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lib.counters import Add, CountersUnavailable, counters
+from lib.settings import settings
 from lib.sqlite_file import open_sqlite
 from lib.usage import (
     ACTIVITY_DAYS,
@@ -138,6 +140,12 @@ class SqliteUsage:
                 self._db.execute("COMMIT")
         except sqlite3.Error as error:
             raise UsageUnavailable() from error
+        tallies = [Add(e.tally[0], e.tokens, e.tally[1]) for e in entries if e.tally is not None]
+        if tallies:  # a key's token quota lives beside its request count, in the counters' file
+            try:
+                counters(settings()).run(tallies)
+            except CountersUnavailable as error:
+                raise UsageUnavailable() from error
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         try:

@@ -4,7 +4,8 @@ A user's day is one hash, `cgpt:usage:<user>:<Unix day>`, whose fields are
 `<key id>|<model>|<modality>|<metric>`. A write is one HTTP round trip, for one
 request's record or several waiting ones: a transaction (`/multi-exec`) of one
 `HINCRBY` per count, then `EXPIRE ... NX` per hash, which gives the hash
-KEEP_DAYS from its first write. Redis adds atomically, so
+KEEP_DAYS from its first write; for a key with a token quota, `INCRBY` and
+`EXPIRE ... NX` on its period's token count (`lib/limits.py` reads it). Redis adds atomically, so
 concurrent instances never lose a count. Reading N days is one `/pipeline` of N
 `HGETALL`s.
 """
@@ -122,6 +123,11 @@ class UpstashUsage:
         for user, triples in activity.items():
             limits = [str(oldest), str(ACTIVITY_KEPT), str(KEEP_DAYS * DAY_SECONDS)]
             transaction.eval(_KEEP, keys=_activity_keys(user), args=limits + triples)
+        for entry in entries:
+            if entry.tally is not None:  # a key's token quota: its tokens, as the answer ended
+                tally, ttl = entry.tally
+                transaction.incrby(tally, entry.tokens)
+                transaction.expire(tally, ttl, nx=True)
         self._call(transaction)  # on failure the records are lost, and said so in the log
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:

@@ -21,10 +21,11 @@ export function say(node, message, kind = "") {
 
 /** An API failure: the envelope's message and code, the HTTP status, the response. */
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = "", response = null } = {}) {
+  constructor(message, { status = 0, code = "", param = "", response = null } = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.param = param; // the request field at fault, when there is one
     this.response = response;
   }
 }
@@ -33,11 +34,13 @@ export class ApiError extends Error {
 export async function apiError(response) {
   let message = `The server answered ${response.status}.`;
   let code = "";
+  let param = "";
   try {
     const body = await response.json();
     if (body && body.error) {
       message = String(body.error.message || message);
       code = String(body.error.code || "");
+      param = String(body.error.param || "");
     }
   } catch {
     // not JSON: keep the status line
@@ -45,7 +48,7 @@ export async function apiError(response) {
   const retry = response.status === 429 ? retryText(response) : "";
   // Said once: the server's own "retry after N s" gives way to when, in the reader's time.
   if (retry) message = `${message.replace(/[;,.]?\s*retry after \d+ s\.?$/i, ".")} ${retry}`;
-  return new ApiError(message, { status: response.status, code, response });
+  return new ApiError(message, { status: response.status, code, param, response });
 }
 
 /** fetch() that throws ApiError for a non-2xx answer or a network failure. */

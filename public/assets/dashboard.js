@@ -3,6 +3,7 @@
 import { showActivity } from "/assets/activity.js";
 import { startAuth } from "/assets/auth.js";
 import { ApiError, api, copy, el, say, selectTab, stackTables, tabs, when } from "/assets/common.js";
+import { editButton, explain, fields, read, summary } from "/assets/key-controls.js";
 import { showUsage } from "/assets/usage.js";
 
 const $ = (id) => document.getElementById(id);
@@ -135,7 +136,7 @@ function renderKeys() {
         revoke.classList.add("confirm");
         revoke.textContent = "Confirm revoke";
         cancel.classList.remove("hidden");
-        say(keysStatus, `Revoke “${key.name}”? Programs using it stop working at once. Confirm or cancel.`);
+        say(keysStatus, `Revoke “${key.name}”? Programs using it stop working within a second. Confirm or cancel.`);
         revoke.focus();
         return;
       }
@@ -155,10 +156,11 @@ function renderKeys() {
       el("td", {}, el("code", {}, key.prefix)),
       el("td", { className: "date" }, when(key.created)),
       el("td", { className: "date" }, when(key.lastUsed)),
-      el("td", { className: "actions-cell" }, revoke, " ", cancel),
+      el("td", { className: "key-controls" }, summary(key)),
+      el("td", { className: "actions-cell" }, editButton(key, { token, status: keysStatus, failed, saved: loadKeys }), " ", revoke, " ", cancel),
     );
   });
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 5, className: "muted" }, "No keys yet: create one above.")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 6, className: "muted" }, "No keys yet: create one above.")));
   $("keys").tBodies[0].replaceChildren(...rows);
   const max = config.maxKeys || 25;
   $("create").disabled = keys.length >= max;
@@ -170,25 +172,27 @@ function renderKeys() {
 async function createKey(event) {
   event.preventDefault();
   const name = $("key-name").value.trim();
+  const controls = $("create-controls").querySelector("fieldset");
   say(keysStatus, "Creating…");
   try {
-    const response = await api("/api/keys", { token, json: name ? { name } : {} });
+    const response = await api("/api/keys", { token, json: { ...(name ? { name } : {}), ...read(controls) } });
     const created = await response.json();
     $("new-key-value").textContent = created.key;
     show("new-key", true);
     $("key-name").value = "";
+    controls.replaceWith(fields("new"));
     say(keysStatus, "");
     await loadKeys(); // quick connect shows the new key
     $("copy-key").focus();
   } catch (error) {
-    failed(keysStatus, error);
+    if (!explain(controls, keysStatus, error)) failed(keysStatus, error);
   }
 }
 
 async function revokeKey(key) {
   try {
     await api(`/api/keys/${encodeURIComponent(key.id)}`, { token, method: "DELETE" });
-    say(keysStatus, `Revoked “${key.name}”. It no longer works.`, "ok");
+    say(keysStatus, `Revoked “${key.name}”. It stops working on every server within a second.`, "ok");
     await loadKeys();
   } catch (error) {
     failed(keysStatus, error);
@@ -254,6 +258,7 @@ async function start() {
   stackTables(document);
   $("password-form").addEventListener("submit", passwordSubmit);
   $("recovery-form").addEventListener("submit", recoverySubmit);
+  $("create-controls").append(fields("new"));
   $("create-form").addEventListener("submit", createKey);
   $("copy-key").addEventListener("click", (event) => copy($("new-key-value").textContent, event.currentTarget));
   $("hide-key").addEventListener("click", () => {
