@@ -2,7 +2,10 @@
 
 - `GET /api/config`: what every page load asks first (no store, no key);
 - `POST /api/session`: redeeming a local sign-in code (one SQLite delete, one JWT);
-- `GET /api/keys` with the local operator's token: its verification included;
+- `GET /api/keys` with the local operator's token: its verification included (signature,
+  the secret file's `stat`, the session's SQLite row);
+- `POST /api/chat` with that token (the playground signed in) beside the same call with a key;
+- the local token's verification in-process, the part the session check adds to;
 - the cold import of api/config.py and api/session.py, and the heavy modules each loads.
 
     .venv/bin/python bench/accounts.py [--requests 1000]
@@ -21,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import cold_import_ms, percentile, sample  # noqa: E402
+from bench.gateway import cold_import_ms, gateway_env, percentile, sample, start_upstream  # noqa: E402
 from tests.conftest import Gateway  # noqa: E402
 
 HEAVY = ("pydantic", "jwt", "cryptography", "sqlite3", "supabase", "httpx")
@@ -46,9 +49,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
+    upstream, stop_upstream = start_upstream()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "VERCEL"))}
-        gateway = Gateway({**env, "CLOUDGPT_DATA_DIR": data_dir})
+        env = {
+            k: v
+            for k, v in gateway_env(
+                upstream,
+                data_dir,
+                RATE_LIMIT_CHAT_AUTHENTICATED="1000000000",
+                RATE_LIMIT_ACCOUNT="1000000000",
+            ).items()
+            if not k.startswith(("SUPABASE_", "VERCEL"))
+        }
+        gateway = Gateway(env)
         try:
             config = sample(lambda: gateway.client.get("/api/config").raise_for_status(), args.requests)
             print(f"GET /api/config                     {stats(config)}")
@@ -67,8 +80,34 @@ def main() -> None:
                 lambda: gateway.client.get("/api/keys", headers=auth).raise_for_status(), args.requests
             )
             print(f"GET /api/keys (local token)         {stats(listing)}")
+            key = gateway.client.post("/api/keys", json={}, headers=auth).raise_for_status().json()["key"]
+            chat = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+            for name, credential in (("an API key", key), ("the local token", token)):
+                calls = sample(
+                    lambda c=credential: gateway.client.post(
+                        "/api/chat", json=chat, headers={"Authorization": f"Bearer {c}"}
+                    ).raise_for_status(),
+                    args.requests,
+                )
+                print(f"POST /api/chat ({name + ')':16}   {stats(calls)}")
+            verify = (
+                "import sys, time; sys.path.insert(0, '.'); from lib import accounts;"
+                f"t = {token!r}; accounts.verify_token(t); n = 5000; s = time.perf_counter()\n"
+                "for _ in range(n): accounts.verify_token(t)\n"
+                "print(f'{(time.perf_counter() - s) / n * 1e6:.1f}')"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", verify],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            print(f"verify_token (local token), in-process: {done.stdout.strip()} us per call")
         finally:
             gateway.stop()
+            stop_upstream()
 
     for function in ("api/config.py", "api/session.py"):
         cold = cold_import_ms(15, cached_bytecode=True, function=function)

@@ -57,25 +57,26 @@ def _codes() -> sqlite3.Connection:
     return kept(("signin-codes", path), lambda: open_sqlite(path, _SCHEMA))
 
 
-_identities: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}  # path -> (its stat, its content)
+_identities: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}  # path -> (its stat, its content)
 
 
 def _identity() -> dict[str, str]:
     """The local secret and operator id, made once per data directory and read back when the file changes.
 
-    One `stat` per call (about a microsecond) is what makes a new secret count at once.
+    One `os.stat` per call (a few microseconds; pathlib's would double it) is what makes a
+    new secret count at once.
     """
-    path = settings().data_dir / "local-signin.json"
+    path = os.path.join(settings().data_dir, "local-signin.json")
     try:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except FileNotFoundError:
-            _read_or_create(path)
-            stat = path.stat()
+            _read_or_create(Path(path))
+            stat = os.stat(path)
         version = (stat.st_ino, stat.st_mtime_ns)
         known = _identities.get(path)
         if known is None or known[0] != version:
-            known = (version, json.loads(path.read_text()))
+            known = (version, json.loads(Path(path).read_text()))
             _identities[path] = known
         return known[1]
     except (OSError, ValueError) as error:

@@ -16,7 +16,9 @@ from selenium.webdriver.support.ui import Select
 from tests.browser import Browser, signin_link
 from tests.conftest import Gateway
 from tests.fakes import files
+from tests.fakes.mapleai import FakeMapleAI
 from tests.fakes.pollinations import FakePollinations
+from tests.mapleai_fixtures import FAST_TIMEOUTS, MAPLEAI_KEY
 from tests.test_chat import sse_events
 
 XSS = "<img src=x onerror=\"document.title='owned'\">"
@@ -233,6 +235,16 @@ def test_provider_failures_are_said_in_plain_words(
     if prompt.startswith("status:"):
         assert "Request req_" in message
         assert browser.find("#prompt").get_attribute("value") == prompt  # back in the box, to send again
+
+
+def test_an_answer_from_the_fallback_says_so(
+    browser: Browser, start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI
+) -> None:
+    gateway = start_gateway(MAPLEAI_BASE_URL=mapleai.url, MAPLEAI_API_KEY=MAPLEAI_KEY, **FAST_TIMEOUTS)
+    open_playground(browser, gateway, "openai")
+    send(browser, "status:503")  # Pollinations fails; MapleAI, the catalog's fallback, answers
+    meta = answered(browser)
+    assert meta.startswith("answered by mapleai with the fallback mapleai-gpt4o (pollinations failed) · ")
 
 
 def test_chat_answer_with_markup_is_shown_as_text(browser: Browser, pages_gateway: Gateway) -> None:
