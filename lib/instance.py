@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _kept: dict[Hashable, Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a store opening may open what it shares (the Upstash client)
 
 
 def kept(key: Hashable, open_it: Callable[[], T]) -> T:

@@ -215,3 +215,39 @@ def test_concurrent_first_requests_each_get_their_answer(output: Path, platform_
     finally:
         function.stop()
         shutil.rmtree(bundle, ignore_errors=True)
+
+
+def test_a_fresh_function_answers_a_keyed_chat_as_its_first_request(
+    output: Path,
+    platform_env: dict[str, str],
+    functions: dict[str, httpx.Client],
+    postgres: Postgres,
+    supabase: FakeSupabase,
+) -> None:
+    # Production settings and a process that has answered nothing yet: its first request
+    # carries an API key, so it opens the key store, the counters and the usage records
+    # cold, then asks the provider (bench/cold_start.py times this very path).
+    token = access_token(postgres.new_user(), f"{supabase.url}/auth/v1")
+    created = functions["api/keys/index"].post(
+        "/api/keys",
+        json={"name": "cold"},
+        headers={"Authorization": f"Bearer {token}", **vercel_headers(a_client_ip())},
+    )
+    assert created.status_code == 201, created.text
+    bundle = Path(tempfile.mkdtemp(prefix="bundle-", dir=CACHE))
+    function = VercelFunction.bundled(bundle, lay_out(output, "api/chat", bundle), platform_env)
+    try:
+        body = {"model": "openai", "messages": [{"role": "user", "content": "first, with a key"}]}
+        auth = {"Authorization": f"Bearer {created.json()['key']}", **vercel_headers(a_client_ip())}
+        response = function.client.post("/api/chat", json=body, headers=auth)
+
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"] == "echo: first, with a key"
+        limit = UNLIMITED["RATE_LIMIT_CHAT_AUTHENTICATED"]  # the key's owner's budget, not the address's
+        assert (response.headers["X-RateLimit-Limit"], response.headers["X-RateLimit-Remaining"]) == (
+            limit,
+            str(int(limit) - 1),
+        )
+    finally:
+        function.stop()
+        shutil.rmtree(bundle, ignore_errors=True)

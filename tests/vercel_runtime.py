@@ -258,6 +258,12 @@ class VercelFunction:
         """The import of the function's module, as the runtime reports it."""
         return self.server_started["userInitDuration"]
 
+    @property
+    def cpu_ms(self) -> float:
+        """The CPU time (user and system, all threads) the process has used so far, at 10 ms resolution."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
     def _read(self, connection: socket.socket) -> None:
         buffer = b""
         with connection:

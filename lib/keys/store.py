@@ -52,7 +52,7 @@ def key_store() -> KeyStore:
         )
     if url and service_key:
         from lib.breaker import Breaker
-        from lib.keys.supabase import SupabaseKeys  # supabase-py costs ~0.3 s to import
+        from lib.keys.supabase import SupabaseKeys
 
         return kept(
             ("keys", "supabase", url, service_key),

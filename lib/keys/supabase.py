@@ -1,30 +1,35 @@
-"""The production key store: the SQL functions of supabase/migrations, called through supabase-py.
+"""The production key store: the SQL functions of supabase/migrations, called through PostgREST.
 
-Every call is one `rpc()` round trip as the service role, bounded by TIMEOUT_SECONDS:
-a slow database makes a request fail fast with a 503, never hang. Every answer is
-checked to have its function's shape before it is used: anything else is the
-store failing (503), never a user. After a few failures in a row a breaker skips
-the store for a short cool-down (`lib/breaker.py`).
+Every call is one `POST /rest/v1/rpc/<function>` as the service role (the project's
+secret key as `apikey` and bearer), bounded by TIMEOUT_SECONDS: a slow database
+makes a request fail fast with a 503, never hang. Every answer is checked to have
+its function's shape before it is used: anything else is the store failing (503),
+never a user. After a few failures in a row a breaker skips the store for a short
+cool-down (`lib/breaker.py`).
+
+The call is JSON over the process's one connection pool (lib/transport.py, shared
+with the providers, and with them its one TLS context): a cold instance's first
+keyed request verifies its key without importing an HTTP library or supabase-py
+(about half of what the whole request cost cold, see docs/design.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-from postgrest.exceptions import APIError
-from supabase import ClientOptions, create_client
-
+from lib import transport
 from lib.breaker import Breaker
 from lib.errors import GatewayError, NotFound
 from lib.keys.records import KeyStoreUnavailable, NewKey, VerifiedKey, limit_reached, verified
+from lib.upstream import pool
 
-TIMEOUT_SECONDS = 0.8
+TIMEOUT_SECONDS = 0.8  # each of: connecting, sending, the first byte, every later read
+_ANSWER_LIMIT = 1024 * 1024  # a user's 25 keys are a few kB
 _KEY_ID = re.compile(r"key_[A-Za-z0-9]{20}")
 _OPTIONAL_INT = (int, type(None))
 # The flat shape of cloudgpt_api_key_fields: each field and the types it may have.
@@ -42,16 +47,26 @@ class _Malformed(ValueError):
     """An answer without the shape its function returns."""
 
 
+class _Refused(Exception):
+    """PostgREST's error answer: the HTTP status and its body's `code` and `message`."""
+
+    def __init__(self, status: int, body: object) -> None:
+        fields = body if isinstance(body, dict) else {}
+        self.status = status
+        self.code = fields.get("code")
+        self.message = fields.get("message")
+        super().__init__(f"{status} {self.code} {self.message}")
+
+
 class SupabaseKeys:
     def __init__(self, url: str, service_role_key: str, breaker: Breaker) -> None:
-        options = ClientOptions(
-            httpx_client=httpx.Client(  # the timeout bounds connect, read, write and pool
-                timeout=TIMEOUT_SECONDS, event_hooks={"response": [_note_status]}
-            ),
-            auto_refresh_token=False,
-            persist_session=False,
-        )
-        self._client = create_client(url, service_role_key, options)
+        self._rpc = f"{url.rstrip('/')}/rest/v1/rpc/"
+        self._headers = {
+            "apikey": service_role_key,
+            "Authorization": f"Bearer {service_role_key}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
         self._breaker = breaker
         self._problem = "failing"  # what the last failure was: the answer while the breaker is open
 
@@ -60,19 +75,19 @@ class SupabaseKeys:
         if not self._breaker.allows():
             raise KeyStoreUnavailable(self._problem)
         try:
-            answer = check(self._client.rpc(function, params).execute().data)
-        except APIError as error:
+            answer = check(self._post(function, params))
+        except _Refused as error:
             verdict = _verdict(error)
             if verdict is not None:  # the store answered: its verdict, not a failure
                 self._breaker.succeeded()
                 raise verdict from None
-            log.error("key store %s failed: %s %s", function, error.code, error.message)
-            self._problem = _problem(error, getattr(_status, "code", None))
-        except httpx.TransportError as error:  # no connection, or no answer in time
+            log.error("key store %s failed: %s", function, error)
+            self._problem = _problem(error)
+        except transport.TransportError as error:  # no connection, no (whole, readable) answer in time
             log.error("key store %s failed: %s", function, type(error).__name__)
             self._problem = "unreachable"
-        # httpx's other failures; a body that is not JSON, or not the function's shape.
-        except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as error:
+        # A body that is not JSON, or not the function's shape.
+        except (ValueError, TypeError, KeyError) as error:
             log.error("key store %s failed: %s", function, type(error).__name__)
             self._problem = "failing"
         else:
@@ -80,6 +95,34 @@ class SupabaseKeys:
             return answer
         self._breaker.failed()
         raise KeyStoreUnavailable(self._problem)
+
+    def _post(self, function: str, params: dict[str, Any]) -> Any:
+        """The function's JSON answer; _Refused for an error status, ValueError for a body that is not JSON."""
+        body = json.dumps(params, separators=(",", ":")).encode()
+        response = pool().request(
+            "POST",
+            self._rpc + function,
+            headers=self._headers,
+            body=body,
+            connect_timeout=TIMEOUT_SECONDS,
+            write_timeout=TIMEOUT_SECONDS,
+            first_byte_timeout=TIMEOUT_SECONDS,
+        )
+        try:
+            raw = bytearray()
+            while data := response.read(TIMEOUT_SECONDS):
+                raw += data
+                if len(raw) > _ANSWER_LIMIT:
+                    raise _Malformed("the answer is too large")
+        finally:
+            response.close()
+        if response.status_code < 400:
+            return json.loads(raw)  # every function answers JSON, null included: empty is no answer
+        try:
+            error = json.loads(raw)
+        except ValueError:  # a proxy's error page
+            error = None
+        raise _Refused(response.status_code, error)
 
     def create(self, key: NewKey, max_keys: int) -> int:
         return self._call(
@@ -115,24 +158,16 @@ class SupabaseKeys:
         return None if found is None else verified(found, found["user_id"], hash)
 
 
-# postgrest-py's APIError carries the error body but not its HTTP status; each thread notes it here.
-_status = threading.local()
-
-
-def _note_status(response: httpx.Response) -> None:
-    _status.code = response.status_code
-
-
-def _problem(error: APIError, status: int | None) -> str:
+def _problem(error: _Refused) -> str:
     """Which failure a PostgREST error is, for the operator (GET /api/health)."""
     if error.code == "PGRST202":  # no such function in the schema: supabase/migrations not applied
         return "functions_missing"
-    if status in (401, 403):  # the gateway or PostgREST refused the project key
+    if error.status in (401, 403):  # the gateway or PostgREST refused the project key
         return "wrong_key"
     return "failing"
 
 
-def _verdict(error: APIError) -> GatewayError | None:
+def _verdict(error: _Refused) -> GatewayError | None:
     """The caller's error for a refusal the SQL functions raise on purpose; None for a failure."""
     if error.message == "api_key_limit_reached":
         return limit_reached()
