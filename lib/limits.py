@@ -8,7 +8,9 @@ count is atomic) and its tokens as answers end (`lib/usage`), so one answer may
 cross a token cap. All of it, and the key's change marker (`lib.keys.marker`),
 is one round trip to the counters (`lib/counters`): an instance that holds an
 older version of the key verifies it again, gives the counts back, and counts
-with what the key now allows. When the counters cannot be used,
+with what the key now allows. A request with an access token reads its session's
+sign-out marker (`lib.signout`) in that same round trip: a 401 `session_ended`
+once signed out. When the counters cannot be used,
 RATE_LIMIT_FAILURE_MODE decides: `open` (the default) serves the request
 unchecked and says so in `X-RateLimit-Status: unchecked`, `closed` refuses it
 with a 503.
@@ -32,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lib import keys
+from lib import keys, signout
 from lib.caller import Caller
 from lib.counters import Add, CountersUnavailable, Get, Op, Seen, counters, window_key
 from lib.errors import GatewayError, RateLimited
@@ -84,6 +86,7 @@ class _Plan:
 
     ops: list[Op]
     marker: int | None = None
+    session: int | None = None
     key_window: int | None = None
     requests: int | None = None
     tokens: int | None = None
@@ -160,6 +163,8 @@ def _plan(caller: Caller, modality: str | None, account_counter: str, now: float
     key = caller.key
     if caller.refund:
         plan.add(Add(caller.refund, -1))
+    if caller.session is not None:
+        plan.session = plan.add(Seen(signout.marker(caller.session)))
     if key is None:
         return plan
     plan.marker = plan.add(Seen(keys.marker(key.key_id)))
@@ -181,11 +186,15 @@ def _enforce(caller: Caller, modality: str | None, bucket: str, limit: int, what
     now = time.time()
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     reset = window + WINDOW_SECONDS
+    if caller.session is not None and signout.is_ended(caller.session):
+        raise signout.refusal()
     if _is_spent(bucket, now) or (caller.key and _is_spent(f"{modality}:key:{caller.key_id}", now)):
         _refuse(Decision(limit, limit + 1, reset, now), what)
     plan = _plan(caller, modality, window_key(bucket, window), now, window)
     try:
         answers = counters(current).run(plan.ops)
+        if plan.session is not None and answers[plan.session]:
+            _ended(caller, plan)
         if plan.marker is not None and (answers[plan.marker] or 0) > caller.key.version:
             answers, plan = _changed(caller, modality, plan, window_key(bucket, window), now, window)
     except CountersUnavailable as error:
@@ -194,6 +203,13 @@ def _enforce(caller: Caller, modality: str | None, bucket: str, limit: int, what
     return _decide(
         caller, modality, bucket, plan, answers, Decision(limit, int(answers[0]), reset, now), what
     )
+
+
+def _ended(caller: Caller, plan: _Plan) -> None:
+    """The session was signed out elsewhere: give back the counts, remember it, 401."""
+    signout.remember(caller.session, caller.session_expires)
+    _run_quietly(plan.undo(), "counts of a signed-out session not given back")
+    raise signout.refusal()
 
 
 def _changed(

@@ -1,0 +1,53 @@
+"""Supabase sessions ended by sign-out, refused by every instance without asking Supabase.
+
+Access tokens are verified locally (`lib.accounts`), so the gateway never sees a
+logout at Supabase Auth. `DELETE /api/session` marks the token's `session_id` as
+ended in the counters (`lib.counters`), the marker living as long as the token
+could; every request with a token reads that marker in the round trip it already
+makes for its rate limit (`lib.limits`). A session found ended is remembered by
+this process until its token expires, so the requests that follow cost nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lib.counters import KEY_PREFIX, Mark, counters
+from lib.errors import AuthenticationError
+from lib.settings import settings
+
+_ENTRIES = 10_000
+_ended: dict[str, float] = {}  # session id -> its token's expiry (Unix s)
+_lock = threading.Lock()
+
+
+def marker(session: str) -> str:
+    """Where a session's end is marked beside the counters: `cgpt:session:<session_id>`."""
+    return f"{KEY_PREFIX}session:{session}"
+
+
+def end(session: str, expires: float) -> None:
+    """Mark the session ended for as long as its token could be presented (a 503 if the counters fail)."""
+    now = time.time()
+    ttl = max(1, int(expires - now) + 60)  # a minute past `exp`, as accounts allow no leeway
+    counters(settings()).run([Mark(marker(session), now, ttl)])
+    remember(session, expires)
+
+
+def remember(session: str, expires: float) -> None:
+    with _lock:
+        if len(_ended) >= _ENTRIES:  # bounded: drop expired sessions, or everything if none has
+            now = time.time()
+            for key in [key for key, until in _ended.items() if until <= now] or list(_ended):
+                del _ended[key]
+        _ended[session] = expires
+
+
+def is_ended(session: str) -> bool:
+    """Whether this process has seen the session ended (until its token expires)."""
+    return _ended.get(session, 0) > time.time()
+
+
+def refusal() -> AuthenticationError:
+    return AuthenticationError("This session has been signed out; sign in again.", code="session_ended")
