@@ -134,6 +134,31 @@ def verify_token(token: str) -> Account:
     return Account(user, anonymous, str(session) if session else None, int(claims["exp"]))
 
 
+def sign_out(token: str) -> None:
+    """End the token's session: a local one in `lib.local_signin`, a Supabase one by its marker (`lib.signout`).
+
+    A 401 for a token that does not verify, or a Supabase token naming no session.
+    """
+    import jwt
+
+    if mode() == "local":
+        from lib import local_signin
+
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            issuer = None
+        if issuer == local_signin.ISSUER or not supabase_tokens():
+            local_signin.end_session(token)
+            return
+    account = verify_token(token)
+    if account.session is None:
+        raise _invalid("it names no session to end")
+    from lib import signout
+
+    signout.end(account.session, account.expires)  # 503 if the counters cannot be written
+
+
 def _supabase_claims(token: str, algorithm: str) -> dict:
     import jwt
 

@@ -124,10 +124,11 @@ async function supabaseAuth(config, onChange, onRecovery) {
       check(await client.auth.signInWithOAuth({ provider, options: { redirectTo: redirect } }));
     },
     async signOut() {
-      // The gateway first, while the token still verifies: it refuses the token from then on.
+      // The gateway first, so the token is refused before the page says signed out; another tab
+      // polling in the moment before supabase-js tells it meets a 401 and signs out as well.
       const { data } = await client.auth.getSession();
       if (data.session) await endAtGateway(data.session.access_token);
-      check(await client.auth.signOut({ scope: "local" })); // and the session ends at Supabase Auth
+      check(await client.auth.signOut({ scope: "local" })); // then at Supabase Auth: the tabs follow
     },
   };
 }
