@@ -24,7 +24,7 @@ import jwt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import gateway_env, percentile, sample, start_upstream  # noqa: E402
+from bench.gateway import account_env, percentile, sample, start_upstream  # noqa: E402
 from tests.conftest import Gateway  # noqa: E402
 
 SECRET = "bench-jwt-secret-of-at-least-thirty-two-bytes"
@@ -46,16 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     upstream, stop_upstream = start_upstream()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            k: v
-            for k, v in gateway_env(
-                upstream,
-                data_dir,
-                RATE_LIMIT_CHAT_AUTHENTICATED="1000000000",
-                RATE_LIMIT_ACCOUNT="1000000000",
-            ).items()
-            if not k.startswith(("SUPABASE_", "VERCEL"))
-        } | {"SUPABASE_JWT_SECRET": SECRET}
+        env = account_env(upstream, data_dir) | {"SUPABASE_JWT_SECRET": SECRET}
         gateway = Gateway(env, ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"))
         try:
             live, sessionless = token(str(uuid.uuid4())), token(None)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING
 from lib import keys, signout
 from lib.caller import Caller
 from lib.counters import Add, CountersUnavailable, Get, Op, Seen, counters, window_key
+from lib.deadlines import Deadlines
 from lib.errors import GatewayError, RateLimited
 from lib.settings import Settings, settings
 
@@ -45,11 +45,9 @@ if TYPE_CHECKING:
 
 WINDOW_SECONDS = 60
 KEY_SPENT_SECONDS = 1  # how long a key's own spent bucket is refused from memory
-_SPENT_ENTRIES = 10_000
 log = logging.getLogger("cloudgpt")
 
-_spent: dict[str, float] = {}  # counter bucket -> until when it is over its limit (Unix s)
-_spent_lock = threading.Lock()
+_spent = Deadlines()  # counter bucket -> until when it is over its limit
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ def count_lookup(address: str) -> str:
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     bucket = f"auth_failures:{address}"
     counter = window_key(bucket, window)
-    if not _is_spent(bucket, now):
+    if not _spent.holds(bucket, now):
         try:
             (failures,) = counters(current).run([Add(counter)])
         except CountersUnavailable as error:
@@ -142,7 +140,7 @@ def count_lookup(address: str) -> str:
             return ""
         if (failures or 0) <= current.failed_auth_limit:
             return counter
-        _remember_spent(bucket, window + WINDOW_SECONDS)
+        _spent.remember(bucket, window + WINDOW_SECONDS)
     decision = Decision(
         current.failed_auth_limit, current.failed_auth_limit + 1, window + WINDOW_SECONDS, now
     )
@@ -188,7 +186,7 @@ def _enforce(caller: Caller, modality: str | None, bucket: str, limit: int, what
     reset = window + WINDOW_SECONDS
     if caller.session is not None and signout.is_ended(caller.session):
         raise signout.refusal()
-    if _is_spent(bucket, now) or (caller.key and _is_spent(f"{modality}:key:{caller.key_id}", now)):
+    if _spent.holds(bucket, now) or (caller.key and _spent.holds(f"{modality}:key:{caller.key_id}", now)):
         _refuse(Decision(limit, limit + 1, reset, now), what)
     plan = _plan(caller, modality, window_key(bucket, window), now, window)
     try:
@@ -251,9 +249,9 @@ def _decide(
     if not tightest.allowed:
         _give_back(plan)
         if tightest is account:
-            _remember_spent(bucket, account.reset)
+            _spent.remember(bucket, account.reset)
         else:
-            _remember_spent(
+            _spent.remember(
                 f"{modality}:key:{caller.key_id}", min(account.reset, account.now + KEY_SPENT_SECONDS)
             )
         _refuse(tightest, what if tightest is account else f"{modality} requests with this key")
@@ -309,16 +307,3 @@ def _unavailable(current: Settings, what: str, error: CountersUnavailable) -> No
     log.warning("%s %s: rate-limit counters unavailable (%r)", what, outcome, error.__cause__)
     if closed:
         raise error
-
-
-def _is_spent(bucket: str, now: float) -> bool:
-    return _spent.get(bucket, 0) > now
-
-
-def _remember_spent(bucket: str, until: float) -> None:
-    with _spent_lock:
-        if len(_spent) >= _SPENT_ENTRIES:  # bounded: drop ended windows, or everything if none has
-            now = time.time()
-            for key in [key for key, end in _spent.items() if end <= now] or list(_spent):
-                del _spent[key]
-        _spent[bucket] = until

@@ -10,16 +10,14 @@ this process until its token expires, so the requests that follow cost nothing.
 
 from __future__ import annotations
 
-import threading
 import time
 
 from lib.counters import KEY_PREFIX, Mark, counters
+from lib.deadlines import Deadlines
 from lib.errors import AuthenticationError
 from lib.settings import settings
 
-_ENTRIES = 10_000
-_ended: dict[str, float] = {}  # session id -> its token's expiry (Unix s)
-_lock = threading.Lock()
+_ended = Deadlines()  # session id -> its token's expiry
 
 
 def marker(session: str) -> str:
@@ -30,23 +28,19 @@ def marker(session: str) -> str:
 def end(session: str, expires: float) -> None:
     """Mark the session ended for as long as its token could be presented (a 503 if the counters fail)."""
     now = time.time()
-    ttl = max(1, int(expires - now) + 60)  # a minute past `exp`, as accounts allow no leeway
+    ttl = max(1, int(expires - now) + 60)  # a minute past `exp`
     counters(settings()).run([Mark(marker(session), now, ttl)])
     remember(session, expires)
 
 
 def remember(session: str, expires: float) -> None:
-    with _lock:
-        if len(_ended) >= _ENTRIES:  # bounded: drop expired sessions, or everything if none has
-            now = time.time()
-            for key in [key for key, until in _ended.items() if until <= now] or list(_ended):
-                del _ended[key]
-        _ended[session] = expires
+    """This process refuses the session from memory until its token expires."""
+    _ended.remember(session, expires)
 
 
 def is_ended(session: str) -> bool:
     """Whether this process has seen the session ended (until its token expires)."""
-    return _ended.get(session, 0) > time.time()
+    return _ended.holds(session, time.time())
 
 
 def refusal() -> AuthenticationError:
