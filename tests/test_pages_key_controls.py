@@ -33,6 +33,10 @@ def test_controls_set_at_creation_show_in_the_row_and_hold(browser: Browser, pag
     controls = row.find_element(By.CSS_SELECTOR, ".key-controls").text
     assert "Models: mistral" in controls and "chat 2/min" in controls
     assert "Quota: 0 of 3 requests this UTC day" in controls
+    table_fits = (
+        "const t = document.getElementById('keys'); return t.scrollWidth <= t.parentElement.clientWidth"
+    )
+    assert browser.driver.execute_script(table_fits)  # every column in view, Revoke included
     refused = chat_with(pages_gateway, key)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "model_not_allowed")
 
