@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import cold_import_ms, gateway_env, percentile, sample, start_upstream  # noqa: E402
+from bench.gateway import account_env, cold_import_ms, percentile, sample, start_upstream  # noqa: E402
 from tests.conftest import Gateway  # noqa: E402
 
 HEAVY = ("pydantic", "jwt", "cryptography", "sqlite3", "supabase", "httpx")
@@ -51,16 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     upstream, stop_upstream = start_upstream()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            k: v
-            for k, v in gateway_env(
-                upstream,
-                data_dir,
-                RATE_LIMIT_CHAT_AUTHENTICATED="1000000000",
-                RATE_LIMIT_ACCOUNT="1000000000",
-            ).items()
-            if not k.startswith(("SUPABASE_", "VERCEL"))
-        }
+        env = account_env(upstream, data_dir)
         gateway = Gateway(env)
         try:
             config = sample(lambda: gateway.client.get("/api/config").raise_for_status(), args.requests)

@@ -201,6 +201,14 @@ def gateway_env(upstream_url: str, data_dir: str, **extra: str) -> dict[str, str
     }
 
 
+def account_env(upstream_url: str, data_dir: str) -> dict[str, str]:
+    """A local server signing in locally (no Supabase, not Vercel), no account or chat limit in the way."""
+    env = gateway_env(
+        upstream_url, data_dir, RATE_LIMIT_CHAT_AUTHENTICATED="1000000000", RATE_LIMIT_ACCOUNT="1000000000"
+    )
+    return {k: v for k, v in env.items() if not k.startswith(("SUPABASE_", "VERCEL"))}
+
+
 def serve_upstream(ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
     fake = FakePollinations().start()
     ready.put(fake.url)

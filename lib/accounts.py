@@ -5,13 +5,15 @@ secret, or RS256/ES256 with the project's published signing keys (JWKS, fetched 
 first use and kept for SUPABASE_JWKS_CACHE_SECONDS, so a key revoked in Supabase
 stops being accepted within that time). The token's `alg` must be the algorithm of the
 key it names. The signature, `exp`, `aud` = `authenticated` and, when
-SUPABASE_URL is set, `iss` must all hold; the user is `sub`, and `is_anonymous`
-says whether it is an anonymous sign-in.
+SUPABASE_URL is set, `iss` must all hold; the user is `sub`, `is_anonymous`
+says whether it is an anonymous sign-in, and `session_id` names the session a
+sign-out ends (`lib.signout`).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lib.errors import AuthenticationError, ServiceUnavailable
@@ -23,6 +25,16 @@ if TYPE_CHECKING:
 
 JWKS_TIMEOUT_SECONDS = 0.8
 ASYMMETRIC = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class Account:
+    """The signed-in user of an account session, from a valid access token."""
+
+    user: str
+    anonymous: bool  # a Supabase anonymous sign-in: no email, no password, anyone can have one
+    session: str | None = None  # Supabase's `session_id`: what DELETE /api/session ends
+    expires: int = 0  # the token's `exp`
 
 
 def _invalid(reason: str) -> AuthenticationError:
@@ -43,7 +55,7 @@ def _signing_key(token: str, algorithm: str) -> object:
     import jwt
 
     current = settings()
-    if not (current.supabase_jwt_secret or current.supabase_url):
+    if not supabase_tokens():
         raise ServiceUnavailable(
             "Access tokens cannot be verified: set SUPABASE_JWT_SECRET or SUPABASE_URL.",
             code="account_tokens_not_configured",
@@ -68,6 +80,12 @@ def _signing_key(token: str, algorithm: str) -> object:
     raise _invalid(f"algorithm {algorithm!r} is not accepted here")
 
 
+def supabase_tokens() -> bool:
+    """Whether Supabase Auth's access tokens can be verified here (its JWT secret or its URL is set)."""
+    current = settings()
+    return bool(current.supabase_jwt_secret or current.supabase_url)
+
+
 def mode() -> str:
     """How people sign in: `supabase` (Supabase Auth), `local` (the embedded default) or `none`.
 
@@ -79,8 +97,8 @@ def mode() -> str:
     return "none" if current.on_vercel else "local"
 
 
-def verify_token(token: str) -> tuple[str, bool]:
-    """The user id (`sub`) of a valid access token and whether it is anonymous, or a 401.
+def verify_token(token: str) -> Account:
+    """The account of a valid access token (its user, whether anonymous, its session), or a 401.
 
     Supabase Auth's tokens always; in local mode, also the local server's own (`lib.local_signin`).
     """
@@ -111,7 +129,34 @@ def verify_token(token: str) -> tuple[str, bool]:
     except ValueError:
         raise _invalid("its subject is not a user id") from None
     # Anything but an absent or false `is_anonymous` is taken as anonymous: the safe side.
-    return user, claims.get("is_anonymous") not in (None, False)
+    anonymous = claims.get("is_anonymous") not in (None, False)
+    session = claims.get("session_id") if local is None else None  # a local session ends in local_signin
+    return Account(user, anonymous, str(session) if session else None, int(claims["exp"]))
+
+
+def sign_out(token: str) -> None:
+    """End the token's session: a local one in `lib.local_signin`, a Supabase one by its marker (`lib.signout`).
+
+    A 401 for a token that does not verify, or a Supabase token naming no session.
+    """
+    import jwt
+
+    if mode() == "local":
+        from lib import local_signin
+
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            issuer = None
+        if issuer == local_signin.ISSUER or not supabase_tokens():
+            local_signin.end_session(token)
+            return
+    account = verify_token(token)
+    if account.session is None:
+        raise _invalid("it names no session to end")
+    from lib import signout
+
+    signout.end(account.session, account.expires)  # 503 if the counters cannot be written
 
 
 def _supabase_claims(token: str, algorithm: str) -> dict:

@@ -16,6 +16,8 @@ class Caller:
     id: str  # client address bucket or user id
     key: VerifiedKey | None = None  # the API key a user called with, and its controls
     refund: str | None = None  # a failed-authentication count to give back: the key verified
+    session: str | None = None  # a Supabase access token's session, refused once signed out
+    session_expires: int = 0  # that token's `exp`
 
     @property
     def key_id(self) -> str | None:

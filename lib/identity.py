@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from lib import keys
+from lib import keys, signout
 from lib.caller import Caller
 from lib.counters import CountersUnavailable, Seen, counters
 from lib.errors import AuthenticationError, PermissionDenied
@@ -23,15 +23,10 @@ from lib.limits import count_lookup, give_back
 from lib.settings import settings
 from lib.web import Request
 
+if TYPE_CHECKING:
+    from lib.accounts import Account
+
 UNPARSABLE = "unparsable"  # the one bucket of every client address that is not an IP address
-
-
-@dataclass(frozen=True)
-class Account:
-    """The signed-in user of an account session (a Supabase Auth access token)."""
-
-    user: str
-    anonymous: bool  # a Supabase anonymous sign-in: no email, no password, anyone can have one
 
 
 def client_ip(request: Request) -> str:
@@ -129,10 +124,10 @@ def identify(request: Request) -> Caller:
     if token is None:
         return Caller("anonymous", address_bucket(client_ip(request)))
     if _is_jwt(token):
-        account = _account(token)
+        account = _account(request, token)
         if account.anonymous:
             return Caller("anonymous", address_bucket(client_ip(request)))
-        return Caller("user", account.user)
+        return request.environ["cloudgpt.caller"]
     return _verify_key(request, token)
 
 
@@ -156,7 +151,7 @@ def account_holder(request: Request) -> str:
     )
     if token.startswith(keys.PREFIX):
         return _verify_key(request, token).id
-    return _account(token).user
+    return _account(request, token).user
 
 
 def account_session(request: Request) -> Account:
@@ -174,7 +169,7 @@ def account_session(request: Request) -> Account:
             "not an API key.",
             code="account_session_required",
         )
-    account = _account(token)
+    account = _account(request, token)
     if account.anonymous:
         raise PermissionDenied(
             "Anonymous sign-ins cannot have API keys; sign in with an account first.",
@@ -183,8 +178,14 @@ def account_session(request: Request) -> Account:
     return account
 
 
-def _account(token: str) -> Account:
+def _account(request: Request, token: str) -> Account:
+    """The token's account; its caller is kept for the limits, which refuse a signed-out session."""
     from lib.accounts import verify_token
 
-    user, anonymous = verify_token(token)
-    return Account(user, anonymous)
+    account = verify_token(token)
+    if account.session is not None and signout.is_ended(account.session):
+        raise signout.refusal()  # seen signed out here: no store call
+    request.environ["cloudgpt.caller"] = Caller(
+        "user", account.user, session=account.session, session_expires=account.expires
+    )
+    return account

@@ -8,7 +8,9 @@ count is atomic) and its tokens as answers end (`lib/usage`), so one answer may
 cross a token cap. All of it, and the key's change marker (`lib.keys.marker`),
 is one round trip to the counters (`lib/counters`): an instance that holds an
 older version of the key verifies it again, gives the counts back, and counts
-with what the key now allows. When the counters cannot be used,
+with what the key now allows. A request with an access token reads its session's
+sign-out marker (`lib.signout`) in that same round trip: a 401 `session_ended`
+once signed out. When the counters cannot be used,
 RATE_LIMIT_FAILURE_MODE decides: `open` (the default) serves the request
 unchecked and says so in `X-RateLimit-Status: unchecked`, `closed` refuses it
 with a 503.
@@ -27,14 +29,14 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lib import keys
+from lib import keys, signout
 from lib.caller import Caller
 from lib.counters import Add, CountersUnavailable, Get, Op, Seen, counters, window_key
+from lib.deadlines import Deadlines
 from lib.errors import GatewayError, RateLimited
 from lib.settings import Settings, settings
 
@@ -43,11 +45,9 @@ if TYPE_CHECKING:
 
 WINDOW_SECONDS = 60
 KEY_SPENT_SECONDS = 1  # how long a key's own spent bucket is refused from memory
-_SPENT_ENTRIES = 10_000
 log = logging.getLogger("cloudgpt")
 
-_spent: dict[str, float] = {}  # counter bucket -> until when it is over its limit (Unix s)
-_spent_lock = threading.Lock()
+_spent = Deadlines()  # counter bucket -> until when it is over its limit
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class _Plan:
 
     ops: list[Op]
     marker: int | None = None
+    session: int | None = None
     key_window: int | None = None
     requests: int | None = None
     tokens: int | None = None
@@ -131,7 +132,7 @@ def count_lookup(address: str) -> str:
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     bucket = f"auth_failures:{address}"
     counter = window_key(bucket, window)
-    if not _is_spent(bucket, now):
+    if not _spent.holds(bucket, now):
         try:
             (failures,) = counters(current).run([Add(counter)])
         except CountersUnavailable as error:
@@ -139,7 +140,7 @@ def count_lookup(address: str) -> str:
             return ""
         if (failures or 0) <= current.failed_auth_limit:
             return counter
-        _remember_spent(bucket, window + WINDOW_SECONDS)
+        _spent.remember(bucket, window + WINDOW_SECONDS)
     decision = Decision(
         current.failed_auth_limit, current.failed_auth_limit + 1, window + WINDOW_SECONDS, now
     )
@@ -160,6 +161,8 @@ def _plan(caller: Caller, modality: str | None, account_counter: str, now: float
     key = caller.key
     if caller.refund:
         plan.add(Add(caller.refund, -1))
+    if caller.session is not None:
+        plan.session = plan.add(Seen(signout.marker(caller.session)))
     if key is None:
         return plan
     plan.marker = plan.add(Seen(keys.marker(key.key_id)))
@@ -181,11 +184,15 @@ def _enforce(caller: Caller, modality: str | None, bucket: str, limit: int, what
     now = time.time()
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     reset = window + WINDOW_SECONDS
-    if _is_spent(bucket, now) or (caller.key and _is_spent(f"{modality}:key:{caller.key_id}", now)):
+    if caller.session is not None and signout.is_ended(caller.session):
+        raise signout.refusal()
+    if _spent.holds(bucket, now) or (caller.key and _spent.holds(f"{modality}:key:{caller.key_id}", now)):
         _refuse(Decision(limit, limit + 1, reset, now), what)
     plan = _plan(caller, modality, window_key(bucket, window), now, window)
     try:
         answers = counters(current).run(plan.ops)
+        if plan.session is not None and answers[plan.session]:
+            _ended(caller, plan)
         if plan.marker is not None and (answers[plan.marker] or 0) > caller.key.version:
             answers, plan = _changed(caller, modality, plan, window_key(bucket, window), now, window)
     except CountersUnavailable as error:
@@ -194,6 +201,13 @@ def _enforce(caller: Caller, modality: str | None, bucket: str, limit: int, what
     return _decide(
         caller, modality, bucket, plan, answers, Decision(limit, int(answers[0]), reset, now), what
     )
+
+
+def _ended(caller: Caller, plan: _Plan) -> None:
+    """The session was signed out elsewhere: give back the counts, remember it, 401."""
+    signout.remember(caller.session, caller.session_expires)
+    _run_quietly(plan.undo(), "counts of a signed-out session not given back")
+    raise signout.refusal()
 
 
 def _changed(
@@ -235,9 +249,9 @@ def _decide(
     if not tightest.allowed:
         _give_back(plan)
         if tightest is account:
-            _remember_spent(bucket, account.reset)
+            _spent.remember(bucket, account.reset)
         else:
-            _remember_spent(
+            _spent.remember(
                 f"{modality}:key:{caller.key_id}", min(account.reset, account.now + KEY_SPENT_SECONDS)
             )
         _refuse(tightest, what if tightest is account else f"{modality} requests with this key")
@@ -293,16 +307,3 @@ def _unavailable(current: Settings, what: str, error: CountersUnavailable) -> No
     log.warning("%s %s: rate-limit counters unavailable (%r)", what, outcome, error.__cause__)
     if closed:
         raise error
-
-
-def _is_spent(bucket: str, now: float) -> bool:
-    return _spent.get(bucket, 0) > now
-
-
-def _remember_spent(bucket: str, until: float) -> None:
-    with _spent_lock:
-        if len(_spent) >= _SPENT_ENTRIES:  # bounded: drop ended windows, or everything if none has
-            now = time.time()
-            for key in [key for key, end in _spent.items() if end <= now] or list(_spent):
-                del _spent[key]
-        _spent[bucket] = until

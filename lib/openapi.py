@@ -304,7 +304,10 @@ class ActivityList(BaseModel):
 
 _ERRORS = {
     400: "The request is malformed: a field is missing or invalid, or the model is unknown.",
-    401: "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked.",
+    401: (
+        "The key (or access token, or sign-in code) is missing, malformed, unknown, used or revoked, "
+        "or the token's session was signed out (`session_ended`)."
+    ),
     403: (
         "The credential is valid but cannot do this: creating, changing and deleting keys needs an "
         "account session (a Supabase Auth access token), not an API key; anonymous sign-ins get no "
@@ -567,7 +570,7 @@ _OPERATIONS = (
         SessionRequest, errors=(400, 401, 404, 413, 503),
     ),
     _Operation(
-        "delete", ("/api/session",), "Sign out of a local session", "Accounts",
+        "delete", ("/api/session",), "Sign out: end the access token's session", "Accounts",
         _Answer("The session has ended: its access token is refused from now on.", {}, 204),
         auth="required", errors=(401, 404, 503),
     ),

@@ -91,9 +91,11 @@ def supabase_session(browser: Browser) -> dict:
     )
 
 
-def test_the_session_is_shared_by_tabs_and_sign_out_ends_it_at_supabase_auth(
+def test_the_session_is_shared_by_tabs_and_sign_out_ends_it_at_supabase_auth_and_the_gateway(
     browser: Browser, supabase_gateway: Gateway, supabase: FakeSupabase
 ) -> None:
+    # The first tab's poll of the activity may meet the ended token before supabase-js tells it.
+    browser.allowed.append("status of 401")
     email = signed_up(browser, supabase_gateway)
     session = supabase_session(browser)
     first = browser.driver.current_window_handle
@@ -119,6 +121,13 @@ def test_the_session_is_shared_by_tabs_and_sign_out_ends_it_at_supabase_auth(
         json={"refresh_token": session["refresh_token"]},
     )
     assert refreshed.status_code == 400  # and it cannot be renewed
+    chat = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+    bearer = {"Authorization": f"Bearer {session['access_token']}"}
+    for refused in (  # and the gateway, which verifies tokens itself, refuses it too
+        supabase_gateway.client.get("/api/keys", headers=bearer),
+        supabase_gateway.client.post("/api/chat", json=chat, headers=bearer),
+    ):
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "session_ended")
 
 
 def test_wrong_password_is_said_in_plain_words(browser: Browser, supabase_gateway: Gateway) -> None:

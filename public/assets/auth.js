@@ -1,6 +1,6 @@
 // Who is signed in, on the dashboard and the playground, in the mode GET /api/config names:
 // - "supabase": Supabase Auth through the vendored supabase-js (which keeps its own session,
-//   shared by the browser's tabs);
+//   shared by the browser's tabs); signing out ends it at the gateway and at Supabase Auth;
 // - "local": the one-use sign-in link `make dev` prints; its token is kept in localStorage,
 //   shared by this origin's tabs until it expires or one of them signs out (which ends it on
 //   the server too), never in a URL;
@@ -21,6 +21,9 @@ function loadSupabase() {
   });
 }
 
+/** DELETE /api/session: the gateway refuses this token from then on (already ended or unreachable: fine). */
+const endAtGateway = (token) => api("/api/session", { method: "DELETE", token }).catch(() => {});
+
 /** The local session this browser keeps, while it has not expired. */
 function savedLocal() {
   try {
@@ -37,7 +40,6 @@ function savedLocal() {
 async function localAuth(onChange, onNotice) {
   let current = savedLocal();
   const tell = () => onChange(current ? { token: current.token, who: "the local operator" } : null);
-  const end = (token) => api("/api/session", { method: "DELETE", token }).catch(() => {}); // already ended: fine
 
   /** Sign in with the `#code=` in the address, if any; what to tell the person, or null. */
   async function redeem() {
@@ -46,7 +48,7 @@ async function localAuth(onChange, onNotice) {
     history.replaceState(null, "", location.pathname + location.search); // the code leaves the address bar
     try {
       const session = await (await api("/api/session", { json: { code } })).json();
-      if (current) end(current.token); // replaced: the old session ends
+      if (current) endAtGateway(current.token); // replaced: the old session ends
       current = { token: session.accessToken, expiresAt: session.expiresAt };
       localStorage.setItem(LOCAL_SESSION, JSON.stringify(current));
       return null;
@@ -77,7 +79,7 @@ async function localAuth(onChange, onNotice) {
       current = null;
       localStorage.removeItem(LOCAL_SESSION);
       tell();
-      if (ending) await end(ending.token);
+      if (ending) await endAtGateway(ending.token);
     },
   };
 }
@@ -122,7 +124,11 @@ async function supabaseAuth(config, onChange, onRecovery) {
       check(await client.auth.signInWithOAuth({ provider, options: { redirectTo: redirect } }));
     },
     async signOut() {
-      check(await client.auth.signOut({ scope: "local" })); // this session ends at Supabase Auth
+      // The gateway first, so the token is refused before the page says signed out; another tab
+      // polling in the moment before supabase-js tells it meets a 401 and signs out as well.
+      const { data } = await client.auth.getSession();
+      if (data.session) await endAtGateway(data.session.access_token);
+      check(await client.auth.signOut({ scope: "local" })); // then at Supabase Auth: the tabs follow
     },
   };
 }
