@@ -47,6 +47,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_held: list[socket.socket] = []  # bound, never listening: kept for the whole run
+
+
+def refused_port() -> int:
+    """A loopback port that refuses every connection for the whole run.
+
+    A port that was merely free when asked may be taken later by another test's
+    server; one bound here without listening refuses connections and can be bound
+    by nobody else.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _held.append(sock)
+    return sock.getsockname()[1]
+
+
 class Gateway:
     """A running local server and a client for it."""
 

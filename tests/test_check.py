@@ -6,7 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from tests.conftest import AS_ON_VERCEL, ROOT, UPSTREAM_KEY, Gateway, free_port
+from tests.conftest import AS_ON_VERCEL, ROOT, UPSTREAM_KEY, Gateway, refused_port
 from tests.fakes.pollinations import FakePollinations
 from tests.fakes.server import FakeHandler, LoopbackFake
 from tests.fakes.supabase import FakeSupabase
@@ -103,7 +103,7 @@ def test_unreachable_counters_show_as_failed_and_the_chat_as_served_unchecked(
 
 
 def test_the_check_of_nothing_listening_fails_in_one_line() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{refused_port()}"
     status, lines = run_check(url)
     assert status == 1
     assert lines[1:] == [f"FAIL  functions: {url} cannot be reached (ConnectError)", "1 check failed"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import Gateway, free_port
+from tests.conftest import Gateway, refused_port
 from tests.fakes.supabase import FakeSupabase, error_body
 from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET
@@ -90,7 +90,7 @@ NO_FUNCTION = error_body(
         ("functions_missing", {}, "its SQL functions are missing: apply supabase/migrations (docs/deploy.md)"),
         ("wrong_key", {"SUPABASE_SERVICE_ROLE_KEY": "not-the-projects-key"},
          "it refused the project key (401): check SUPABASE_SECRET_KEY"),
-        ("unreachable", {"SUPABASE_URL": f"http://127.0.0.1:{free_port()}"},
+        ("unreachable", {"SUPABASE_URL": f"http://127.0.0.1:{refused_port()}"},
          "no answer in time: check SUPABASE_URL, and that the project is not paused"),
     ],
 )  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import refused_port
 from tests.fakes.upstash import UpstashEmulator
 from tests.upstash_fixtures import upstash_env
 
@@ -30,7 +30,7 @@ Failure = Callable[[pytest.FixtureRequest], tuple[dict[str, str], AbstractContex
 
 
 def _down(request: pytest.FixtureRequest) -> tuple[dict[str, str], AbstractContextManager[None]]:
-    return upstash_env(f"http://127.0.0.1:{free_port()}"), nullcontext()
+    return upstash_env(f"http://127.0.0.1:{refused_port()}"), nullcontext()
 
 
 def _hanging(request: pytest.FixtureRequest) -> tuple[dict[str, str], AbstractContextManager[None]]:
