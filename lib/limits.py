@@ -141,13 +141,13 @@ def count_lookup(address: str) -> str:
         if (failures or 0) <= current.failed_auth_limit:
             return counter
         _spent.remember(bucket, window + WINDOW_SECONDS)
-    decision = Decision(
+    headers = Decision(
         current.failed_auth_limit, current.failed_auth_limit + 1, window + WINDOW_SECONDS, now
-    )
+    ).headers()
     raise RateLimited(
-        f"Too many invalid API keys from this address; retry after {decision.headers()['Retry-After']} s.",
+        f"Too many invalid API keys from this address; retry after {headers['Retry-After']} s.",
         code="too_many_failed_authentications",
-        headers=decision.headers(),
+        headers=headers,
     )
 
 
