@@ -137,10 +137,11 @@ class WSGIBridge:
             if isinstance(body, list):
                 exchange.send({"type": "http.response.body", "body": b"".join(body)})
                 return
-            exchange.watch()
-            for chunk in body:
-                if chunk:
-                    exchange.send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunks = (chunk for chunk in body if chunk)
+            for n, chunk in enumerate(chunks):
+                if n == 1:  # a stream (most answers are one chunk): its client may leave midway
+                    exchange.watch()
+                exchange.send({"type": "http.response.body", "body": chunk, "more_body": True})
             exchange.send({"type": "http.response.body", "body": b""})
         finally:
             close = getattr(body, "close", None)

@@ -279,17 +279,21 @@ class _Closing:
             self._then()
 
 
+def functions() -> WSGIApp:
+    """The functions as a worker serves them: the router behind the body cap, with an access log."""
+    from lib.settings import settings
+
+    current = settings()
+    return access_log(body_cap(Router(), current.max_body_bytes, current.body_timeout))
+
+
 def served(threads: int = 128) -> WSGIBridge:
-    """The app each worker process serves: the router behind the body cap, with an access log,
-    called on `threads` threads once each body is in."""
+    """What each worker process serves: the functions, called on `threads` threads once each body is in."""
     from lib.settings import settings
 
     current = settings()
     return WSGIBridge(
-        access_log(body_cap(Router(), current.max_body_bytes, current.body_timeout)),
-        threads=threads,
-        body_limit=current.max_body_bytes,
-        body_timeout=current.body_timeout,
+        functions(), threads=threads, body_limit=current.max_body_bytes, body_timeout=current.body_timeout
     )
 
 
@@ -394,6 +398,12 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=128, help="requests each worker serves at once (streams hold one)"
     )
     parser.add_argument(
+        "--no-body-timeout",
+        action="store_true",
+        help="hand bodies to the functions' threads as they arrive: about half the server's CPU per "
+        "request, but a client stalled mid-body then holds a thread until it leaves",
+    )
+    parser.add_argument(
         "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
     )
     args = parser.parse_args(argv)
@@ -409,23 +419,26 @@ def main(argv: list[str] | None = None) -> None:
     if signin:
         _record_where(args.host, args.port)
         print(signin, flush=True)
+    if args.no_body_timeout:  # granian's WSGI interface: its threads read the bodies themselves
+        interface, app, threads = Interfaces.WSGI, functions, {"blocking_threads": args.threads}
+    else:  # ASGI without lifespan messages: the event loop reads bodies (lib/asgi_bridge.py)
+        interface, app, threads = Interfaces.ASGINL, partial(served, args.threads), {"websockets": False}
     Server(
         "lib.devserver:served",
-        # ASGI without its lifespan messages: the bridge (lib/asgi_bridge.py) reads bodies in
-        # the event loop, under CLOUDGPT_BODY_TIMEOUT, and calls the functions on its threads.
-        interface=Interfaces.ASGINL,
+        interface=interface,
         address=args.host,
         port=args.port,
         workers=args.workers,
-        websockets=False,
         backpressure=CONNECTIONS_PER_WORKER,
         # A client still sending its headers after this is disconnected.
         http1_settings=HTTP1Settings(
             header_read_timeout=min(60_000, max(1, round(current.header_timeout * 1000)))
         ),
-        # Errors only: a function raising in the middle of its answer is still printed.
+        # Errors only: granian warns of more threads than cores, which suits CPU-bound apps
+        # (these threads mostly wait on providers), and a function's failure is still printed.
         log_level=LogLevels.error,
-    ).serve(target_loader=partial(served, args.threads), wrap_loader=False)
+        **threads,
+    ).serve(target_loader=app, wrap_loader=False)
 
 
 if __name__ == "__main__":

@@ -235,8 +235,11 @@ def test_make_dev_reads_a_dotenv_file_and_the_environment_wins(
         gateway.stop()
 
 
+@pytest.mark.parametrize(
+    "flags", [(), ("--no-body-timeout",)], ids=["bodies-read-by-the-loop", "no-body-timeout"]
+)
 def test_a_chunked_answer_cut_off_midway_ends_without_its_terminator(
-    start_gateway: Callable[..., Gateway],
+    start_gateway: Callable[..., Gateway], flags: tuple[str, ...]
 ) -> None:
     # The provider sends an image in chunks, without a Content-Length, and drops the connection
     # midway: the function raises while the answer is streaming. As on Vercel, the caller must
@@ -249,7 +252,11 @@ def test_a_chunked_answer_cut_off_midway_ends_without_its_terminator(
         b"%x\r\n%s" % (1000, b"y" * 400),
     ]
     with ScriptedServer(lambda n: reply, close_after_reply=True) as provider:
-        gateway = start_gateway(POLLINATIONS_BASE_URL=provider.url, UPSTREAM_RETRIES="0")
+        gateway = start_gateway(
+            ("-m", "lib.devserver", "--port", "{port}", *flags),
+            POLLINATIONS_BASE_URL=provider.url,
+            UPSTREAM_RETRIES="0",
+        )
         body = b'{"prompt": "a cat", "model": "flux"}'
         with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
             sock.sendall(
