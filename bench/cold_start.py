@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -48,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -122,13 +124,34 @@ SCENARIOS = (
 
 
 def floor_bundle(output: Path, bundle: Path) -> dict:
-    """api/chat's bundle with a module that only imports httpx and pydantic as its entry point."""
+    """api/chat's bundle with a module that only imports httpx and pydantic as its entry point
+    (httpx copied in from this environment when the functions do not need it)."""
     config = lay_out(output, "api/chat", bundle)
+    vendor("httpx", bundle / "_vendor")
     (bundle / f"{_FLOOR_ROUTE}.py").write_text(_FLOOR_MODULE)
     trampoline = bundle / "vc__handler__python.py"
     text = trampoline.read_text().replace('"api/chat.py"', f'"{_FLOOR_ROUTE}.py"')
     trampoline.write_text(text.replace('"api.chat"', f'"{_FLOOR_ROUTE.replace("/", ".")}"'))
     return config
+
+
+def vendor(distribution: str, folder: Path) -> None:
+    """Copy an installed distribution and those it requires into `folder`, each file not already there."""
+    wanted, seen = [distribution], set()
+    while wanted:
+        name = wanted.pop()
+        if name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        found = metadata.distribution(name)
+        for file in found.files or []:
+            target = folder / file
+            if ".." not in file.parts and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file.locate(), target)
+        wanted += [
+            re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0] for r in found.requires or [] if "extra ==" not in r
+        ]
 
 
 def revision(rev: str) -> Path:
