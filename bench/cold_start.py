@@ -157,6 +157,7 @@ def vendor(distribution: str, folder: Path) -> list[Path]:
         for requirement in map(Requirement, found.requires or []):
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
                 wanted.append(requirement.name)
+    return copied
 
 
 def revision(rev: str) -> Path:
