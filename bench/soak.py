@@ -4,7 +4,8 @@ Chat (JSON and streamed) and images against the fake Pollinations, at `--rate`
 requests a second for `--minutes`: most requests are plain, some carry a provider
 fault (a 500, a stream cut midway, an HTML page, an image 503), some hang up early
 (a stream before its first byte, a 4 MiB image after its first 64 KiB). Reported:
-the gateway process's RSS, open file descriptors and threads after a warm-up and
+the gateway's RSS, open file descriptors and threads (its process and worker processes
+together) after a warm-up and
 at the end (and every minute), and the count of 5xx answers (or stream error
 events) that no injected fault explains, which must be zero.
 
@@ -93,14 +94,33 @@ def one(client: httpx.Client, url: str, kind: str, n: int) -> tuple[int, bool]:
 
 
 def process_state(pid: int) -> dict[str, int]:
-    status = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
-    return {
-        "rss_kib": int(status["VmRSS"].split()[0]),
-        "fds": len(os.listdir(f"/proc/{pid}/fd")),
-        "threads": int(status["Threads"]),
-    }
+    """RSS, open descriptors and threads of the server's process and its descendants (granian's workers)."""
+    totals = {"rss_kib": 0, "fds": 0, "threads": 0}
+    for each in process_tree(pid):
+        try:
+            status = dict(
+                line.split(":", 1)
+                for line in Path(f"/proc/{each}/status").read_text().splitlines()
+                if ":" in line
+            )
+            totals["fds"] += len(os.listdir(f"/proc/{each}/fd"))
+        except FileNotFoundError:  # gone between the listing and the reading
+            continue
+        totals["rss_kib"] += int(status["VmRSS"].split()[0])
+        totals["threads"] += int(status["Threads"])
+    return totals
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it, from /proc/<pid>/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        each = todo.pop()
+        found.append(each)
+        for task in Path(f"/proc/{each}/task").glob("*/children"):
+            with contextlib.suppress(FileNotFoundError):
+                todo += [int(child) for child in task.read_text().split()]
+    return found
 
 
 def show(label: str, state: dict[str, int]) -> None:
