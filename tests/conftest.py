@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.fakes.pollinations import FakePollinations
+from tests.vercel_runtime import background_build, wait_for_background_build
 
 pytest_plugins = [
     "tests.mapleai_fixtures",
@@ -30,6 +31,20 @@ pytest_plugins = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+BUILT = "tests/test_vercel_runtime.py"  # the tests that need `vercel build`'s output
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start `vercel build` now if a selected test needs it: the tests before it run meanwhile."""
+    if any(item.nodeid.startswith(BUILT) for item in session.items):
+        background_build()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave no build running behind the run (a failing `-x` run may end before it is needed)."""
+    wait_for_background_build()
+
+
 UPSTREAM_KEY = "test-pollinations-key"
 # The functions behind the router alone, as Vercel runs them: without the local server's
 # start-up, which checks the settings first and ignores VERCEL.
