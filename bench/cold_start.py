@@ -48,9 +48,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import httpx
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,14 +123,41 @@ SCENARIOS = (
 )
 
 
-def floor_bundle(output: Path, bundle: Path) -> dict:
-    """api/chat's bundle with a module that only imports httpx and pydantic as its entry point."""
+def floor_bundle(output: Path, bundle: Path, compiled: bool) -> dict:
+    """api/chat's bundle with a module that only imports httpx and pydantic as its entry point
+    (httpx copied in from this environment when the functions do not need it, compiled as the
+    build compiled the rest)."""
     config = lay_out(output, "api/chat", bundle)
+    copied = vendor("httpx", bundle / "_vendor")
+    if compiled and copied:
+        subprocess.run([python312(), "-m", "compileall", "-q", *map(str, copied)], check=True)
     (bundle / f"{_FLOOR_ROUTE}.py").write_text(_FLOOR_MODULE)
     trampoline = bundle / "vc__handler__python.py"
     text = trampoline.read_text().replace('"api/chat.py"', f'"{_FLOOR_ROUTE}.py"')
     trampoline.write_text(text.replace('"api.chat"', f'"{_FLOOR_ROUTE.replace("/", ".")}"'))
     return config
+
+
+def vendor(distribution: str, folder: Path) -> list[Path]:
+    """Copy an installed distribution and those it requires into `folder`, each file not already there
+    (bytecode left out); the files copied."""
+    wanted, seen, copied = [distribution], set(), []
+    while wanted:
+        name = wanted.pop()
+        if name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        found = metadata.distribution(name)
+        for file in found.files or []:
+            target = folder / file
+            if ".." not in file.parts and file.suffix != ".pyc" and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file.locate(), target)
+                copied.append(target)
+        for requirement in map(Requirement, found.requires or []):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+    return copied
 
 
 def revision(rev: str) -> Path:
@@ -237,7 +266,7 @@ def main() -> None:
                 cells[name, kind, route] = bundle, lay_out(output, route, bundle)
                 routes += [route] if route not in routes else []
             bundle = bundles_root / name.replace("/", "_") / kind / _FLOOR_ROUTE
-            cells[name, kind, FLOOR] = bundle, floor_bundle(output, bundle)
+            cells[name, kind, FLOOR] = bundle, floor_bundle(output, bundle, kind == "bytecode")
     columns = [(name, kind) for name in sources for kind in BUILDS]
 
     with platform(build(ROOT, compileall=True)) as where:

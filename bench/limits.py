@@ -1,13 +1,13 @@
 """What the rate-limit check costs, on each backend, measured on loopback.
 
 - `enforce()` alone, in-process, as a request calls it: SQLite, and Upstash through
-  `upstash-redis` against the REST emulator (its own process, in front of a real
+  `lib/upstash.py` against the REST emulator (its own process, in front of a real
   redis-server), with the HTTP round trips to it counted per check;
 - a refused (429) chat request through the local server on each backend: it is
   identified, counted and answered without a provider call, so the check is
   nearly all it costs, and the difference is what Upstash adds end to end;
-- the one-off import of the Upstash client (beyond httpx, which every function
-  imports anyway), paid by the first request of an instance on Upstash;
+- the one-off import of the Upstash backend (beyond `api/chat` and what it imports),
+  paid by the first request of an instance on Upstash;
 - `enforce()` for a key without controls and with each control, and the Upstash
   commands a chat request with such a key costs through the local server, usage
   write included (Upstash bills per command): requests sent one after another,
@@ -155,17 +155,17 @@ def main() -> None:
 
     stop_upstash()
 
-    # httpx is imported by every function already: only what upstash_redis adds is its cost.
+    # What the function imports already is not the backend's cost: only what it adds.
     code = (
-        "import time, httpx; t = time.perf_counter(); import upstash_redis;"
+        "import time, api.chat; t = time.perf_counter(); import lib.counters.upstash, lib.usage.upstash;"
         "print((time.perf_counter() - t) * 1000)"
     )
     imports = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout)
+        float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True).stdout)
         for _ in range(10)
     ]
     print(
-        f"import of upstash_redis (first request of an instance on Upstash): "
+        f"import of the Upstash backend (first request of an instance on Upstash): "
         f"median {statistics.median(imports):.1f} ms, max {max(imports):.1f} ms over 10 fresh interpreters"
     )
 

@@ -290,11 +290,13 @@ class Pool:
         write_timeout: float,
         first_byte_timeout: float,
         addresses: Sequence[Address] | None = None,
+        until: float | None = None,
     ) -> Response:
         """Send a request and wait for its answer's status line and headers.
 
         `addresses`, when given, are the only ones connected to (for a host checked
-        beforehand). Raises ConnectTimeout, ReadTimeout (no answer within
+        beforehand). `until`, when given, is a monotonic time by which the answer's
+        head must have come, however long connecting and sending took. Raises ConnectTimeout, ReadTimeout (no answer within
         `first_byte_timeout`), ProtocolError (InvalidURL for a URL that cannot be
         sent), or TransportError.
         """
@@ -324,7 +326,8 @@ class Pool:
                 raise TransportError("the request could not be written in time") from None
             except OSError as error:
                 raise TransportError(f"the request could not be written: {error}") from None
-            return Response(self, connection, time.monotonic() + first_byte_timeout)
+            first_byte = time.monotonic() + first_byte_timeout
+            return Response(self, connection, first_byte if until is None else min(first_byte, until))
         except BaseException:
             connection.close()
             raise

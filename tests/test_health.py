@@ -59,8 +59,8 @@ def test_many_calls_cost_each_store_one_read(
     # A read of each store per probe: no key verified (it may write), no count raised.
     assert supabase.rpc_calls("cloudgpt_list_api_keys") - lists == probes
     assert supabase.rpc_calls("cloudgpt_verify_api_key") == verifies
-    commands = [json.loads(body)[0] for body in upstash_emulator.bodies]
-    assert commands == ["GET"] * probes
+    requests = [[command[0] for command in json.loads(body)] for body in upstash_emulator.bodies]
+    assert requests == [["GET"]] * probes  # one request of one read per probe
 
 
 def test_one_address_gets_thirty_answers_a_minute_and_others_still_get_theirs(

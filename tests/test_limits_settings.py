@@ -44,16 +44,17 @@ def test_unusable_limiter_settings_are_refused_by_name(env: dict[str, str], name
     ("env", "imported"),
     [({}, False), ({"UPSTASH_REDIS_REST_URL": "http://127.0.0.1:9", "UPSTASH_REDIS_REST_TOKEN": "t"}, True)],
 )
-def test_the_upstash_client_is_imported_only_when_configured(
+def test_the_upstash_client_is_imported_only_when_configured_and_brings_no_http_library(
     tmp_path: Path, env: dict[str, str], imported: bool
 ) -> None:
     code = (
         "import sys, api.chat\n"
         "from lib.caller import Caller\n"
         "from lib.limits import enforce\n"
-        "assert 'upstash_redis' not in sys.modules  # a cold import never pays for it\n"
+        "assert 'lib.upstash' not in sys.modules  # a cold import never pays for it\n"
         "enforce(Caller('anonymous', '127.0.0.1'), 'chat')\n"
-        "print('upstash_redis' in sys.modules)\n"
+        "assert 'httpx' not in sys.modules  # Upstash is called over the providers' pool\n"
+        "print('lib.upstash' in sys.modules)\n"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTASH_", "RATE_LIMIT_", "VERCEL"))}
     env = {**clean, **env, "CLOUDGPT_DATA_DIR": str(tmp_path)}

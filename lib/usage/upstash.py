@@ -16,7 +16,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from lib.counters.upstash import rest_client
+from lib.upstash import Command, Upstash, UpstashError
 from lib.usage import (
     ACTIVITY_DAYS,
     ACTIVITY_KEPT,
@@ -29,7 +29,7 @@ from lib.usage import (
 )
 
 if TYPE_CHECKING:
-    from upstash_redis.client import Pipeline
+    from collections.abc import Callable
 
     from lib.breaker import Breaker
     from lib.usage.query import ActivityQuery
@@ -81,20 +81,15 @@ def _activity_keys(user: str) -> list[str]:
 class UpstashUsage:
     def __init__(self, url: str, token: str, timeout: float, breaker: Breaker) -> None:
         self._breaker = breaker  # the counters' own: one Upstash, one view of its outages
-        try:
-            self._redis = rest_client(url, token, timeout)
-        except Exception as error:
-            raise UsageUnavailable() from error
+        self._upstash = Upstash(url, token, timeout)
 
-    def _call(self, batch: Pipeline) -> list[Any]:
+    def _call(self, run: Callable[[list[Command]], list[Any]], commands: list[Command]) -> list[Any]:
         """One round trip, or UsageUnavailable at once while the breaker is open."""
         if not self._breaker.allows():
             raise UsageUnavailable()
         try:
-            answer = batch.exec()
-        # Whatever went wrong underneath (timeout, refusal, error reply, an error page)
-        # means the same here: the store cannot be used now.
-        except Exception as error:
+            answer = run(commands)
+        except UpstashError as error:
             self._breaker.failed()
             raise UsageUnavailable() from error
         self._breaker.succeeded()
@@ -102,7 +97,7 @@ class UpstashUsage:
 
     def add(self, entries: list[Entry]) -> None:
         """Add the entries' counts and keep their activity in one round trip: one transaction for all of them."""
-        transaction = self._redis.multi()
+        transaction: list[Command] = []
         keys = []
         activity: dict[str, list[str]] = {}
         for entry in entries:
@@ -115,30 +110,28 @@ class UpstashUsage:
             prefix = f"{entry.key_id}|{entry.model}|{entry.modality}|"
             for name in METRICS:
                 if entry.counts.get(name):
-                    transaction.hincrby(key, prefix + name, entry.counts[name])
+                    transaction.append(("HINCRBY", key, prefix + name, entry.counts[name]))
             keys.append(key)
         for key in dict.fromkeys(keys):
-            transaction.expire(key, KEEP_DAYS * DAY_SECONDS, nx=True)
+            transaction.append(("EXPIRE", key, KEEP_DAYS * DAY_SECONDS, "NX"))
         oldest = int((time.time() - ACTIVITY_DAYS * DAY_SECONDS) * 1000)
         for user, triples in activity.items():
             limits = [str(oldest), str(ACTIVITY_KEPT), str(KEEP_DAYS * DAY_SECONDS)]
-            transaction.eval(_KEEP, keys=_activity_keys(user), args=limits + triples)
+            transaction.append(("EVAL", _KEEP, 2, *_activity_keys(user), *limits, *triples))
         for entry in entries:
             if entry.tally is not None:  # a key's token quota: its tokens, as the answer ended
                 tally, ttl = entry.tally
-                transaction.incrby(tally, entry.tokens)
-                transaction.expire(tally, ttl, nx=True)
-        self._call(transaction)  # on failure the records are lost, and said so in the log
+                transaction.append(("INCRBY", tally, entry.tokens))
+                transaction.append(("EXPIRE", tally, ttl, "NX"))
+        # On failure the records are lost, and said so in the log.
+        self._call(self._upstash.transaction, transaction)
 
     def rows(self, user: str, first_day: int, last_day: int) -> list[Entry]:
         days = range(first_day, last_day + 1)
-        pipeline = self._redis.pipeline()
-        for day in days:
-            pipeline.hgetall(_key(user, day))
-        hashes = self._call(pipeline)
+        hashes = self._call(self._upstash.pipeline, [("HGETALL", _key(user, day)) for day in days])
         rows: dict[tuple[int, str, str, str], dict[str, int]] = {}
         for day, fields in zip(days, hashes, strict=True):
-            for name, value in (fields or {}).items():
+            for name, value in _pairs(fields).items():
                 key_id, model, modality, metric = name.rsplit("|", 3)
                 rows.setdefault((day, key_id, model, modality), {})[metric] = int(value)
         return [Entry(day, user, *row, counts) for (day, *row), counts in rows.items()]
@@ -148,9 +141,8 @@ class UpstashUsage:
         found: list[dict[str, Any]] = []
         after = query.before or ""
         while True:
-            pipeline = self._redis.pipeline()
-            pipeline.eval(_PAGE_AFTER, keys=_activity_keys(user), args=[after, str(_PAGE)])
-            (batch,) = self._call(pipeline)
+            page = ("EVAL", _PAGE_AFTER, 2, *_activity_keys(user), after, _PAGE)
+            (batch,) = self._call(self._upstash.pipeline, [page])
             if batch is None:
                 raise UnknownEntry()
             ids, texts = batch
@@ -166,13 +158,19 @@ class UpstashUsage:
             after = ids[-1]
 
     def name_key(self, user: str, key_id: str, name: str) -> None:
-        transaction = self._redis.multi()
-        transaction.hset(NAMES_PREFIX + user, key_id, name)
-        transaction.expire(NAMES_PREFIX + user, KEEP_DAYS * DAY_SECONDS)
-        self._call(transaction)
+        names = NAMES_PREFIX + user
+        self._call(
+            self._upstash.transaction,
+            [("HSET", names, key_id, name), ("EXPIRE", names, KEEP_DAYS * DAY_SECONDS)],
+        )
 
     def key_names(self, user: str) -> dict[str, str]:
-        pipeline = self._redis.pipeline()
-        pipeline.hgetall(NAMES_PREFIX + user)
-        (names,) = self._call(pipeline)
-        return names or {}
+        (names,) = self._call(self._upstash.pipeline, [("HGETALL", NAMES_PREFIX + user)])
+        return _pairs(names)
+
+
+def _pairs(flat: object) -> dict[str, str]:
+    """HGETALL's answer, a flat list of field and value, as a dict; UsageUnavailable for anything else."""
+    if not isinstance(flat, list) or len(flat) % 2 or not all(isinstance(item, str) for item in flat):
+        raise UsageUnavailable() from ValueError(f"HGETALL answered {type(flat).__name__}")
+    return dict(zip(flat[::2], flat[1::2], strict=True))
