@@ -7,6 +7,7 @@ through environment variables, exactly as a developer runs it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -99,6 +100,7 @@ class Gateway:
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, with its workers: stop() ends them all
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 20
@@ -113,8 +115,11 @@ class Gateway:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """End the server and its workers at once: a graceful stop waits for work in flight
+        (a usage record to a slow store), which no test reads once it is over."""
         self.client.close()
-        self.process.terminate()
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self.log.close()
 
@@ -141,11 +146,14 @@ def upstream() -> Iterator[FakePollinations]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def start_gateway(
+def _launcher(
     upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Gateway]]:
-    """Start a gateway with its own data directory; keyword arguments add variables."""
+    """Start gateways, each with its own data directory; keyword arguments add variables.
+
+    They are stopped when the fixture that yields this ends: a run starts well over a
+    hundred, and a stopped one holds neither memory nor processes.
+    """
     started: list[Gateway] = []
 
     def start(argv: tuple[str, ...] | None = None, **overrides: str) -> Gateway:
@@ -159,9 +167,33 @@ def start_gateway(
         gateway.stop()
 
 
+@pytest.fixture
+def start_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways for one test, stopped when it ends."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def start_module_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways shared by a module's tests, stopped when its last test ends."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
-def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+def start_session_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways shared by the whole run."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def gateway(start_session_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway whose chat limit is out of the way of functional tests."""
-    return start_gateway(
+    return start_session_gateway(
         RATE_LIMIT_CHAT_ANONYMOUS="100000", UPSTREAM_BACKOFF="0.01", UPSTREAM_RETRY_AFTER_CAP="1"
     )
