@@ -7,11 +7,13 @@ gateway:
 - sequentially, from one Python client (httpx, keep-alive);
 - the function alone: its WSGI `app` called in-process, as Vercel's runtime calls it;
 - from 16 concurrent connections, with wrk (a C load generator, so the client is
-  not what saturates);
+  not what saturates), and the CPU the server's processes spent per request there
+  (steadier than latency on a busy machine);
 - the time to the first streamed event;
 - the cold import of `api/chat.py` in fresh interpreters.
 
     make bench            # or: .venv/bin/python bench/gateway.py --requests 3000 --seconds 10
+    .venv/bin/python bench/gateway.py --no-body-timeout   # the server's bodies read on its threads
 """
 
 from __future__ import annotations
@@ -154,6 +156,19 @@ def wrk(
     return latency("50%"), latency("99%"), rps
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU spent so far by `pid` and its child processes (Linux), else None."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for process in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def cold_import_ms(rounds: int, cached_bytecode: bool, function: str = "api/chat.py") -> list[float]:
     """Import times of `function` in fresh interpreters, compiling our modules each time or not."""
     env = dict(os.environ)
@@ -237,6 +252,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per sequential run")
     parser.add_argument("--connections", type=int, default=16, help="for the concurrent run")
     parser.add_argument("--seconds", type=int, default=10, help="per concurrent run")
+    parser.add_argument(
+        "--no-body-timeout",
+        action="store_true",
+        help="run the local server with this flag (bodies on threads)",
+    )
     args = parser.parse_args()
 
     upstream_url, stop_upstream = start_upstream()
@@ -244,7 +264,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         env = gateway_env(upstream_url, data_dir)
         os.environ.update(env)
-        gateway = Gateway(env)
+        flags = ("--no-body-timeout",) if args.no_body_timeout else ()
+        gateway = Gateway(env, ("-m", "lib.devserver", "--port", "{port}", *flags))
         try:
             print(f"chat request latency in ms, loopback, {os.cpu_count()} cores")
             print(f"{'':<30} {'direct':>17} {'through CloudGPT':>19} {'added':>19}")
@@ -263,8 +284,15 @@ def main() -> None:
             if shutil.which("wrk"):
                 c = args.connections
                 d50, d99, drps = wrk(upstream_url + direct_path, c, args.seconds)
+                cpu_before = tree_cpu_seconds(gateway.process.pid)
                 g50, g99, grps = wrk(gateway.url + "/api/chat", c, args.seconds)
-                line(f"{c} connections (wrk)", (d50, d99), (g50, g99), f"{drps:.0f} -> {grps:.0f} req/s")
+                cpu_after = tree_cpu_seconds(gateway.process.pid)
+                cpu = (
+                    f", server CPU {(cpu_after - cpu_before) / (grps * args.seconds) * 1e6:.0f} µs/request"
+                    if cpu_before is not None and cpu_after is not None
+                    else ""
+                )
+                line(f"{c} connections (wrk)", (d50, d99), (g50, g99), f"{drps:.0f} -> {grps:.0f} req/s{cpu}")
             else:
                 print("wrk is not installed: concurrent run skipped (apt-get install wrk)")
         finally:

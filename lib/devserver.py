@@ -25,12 +25,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from lib.errors import NotFound, PayloadTooLarge
+from lib.asgi_bridge import BODY_LATE, WSGIBridge
+from lib.errors import NotFound, PayloadTooLarge, RequestTimeout
 from lib.terminal import printable
 from lib.web import WSGIApp, failing
 
@@ -182,25 +183,36 @@ class Router:
 CONNECTIONS_PER_WORKER = 1024
 
 
-def body_cap(app: WSGIApp, limit: int) -> WSGIApp:
-    """Refuse a body declared larger than `limit` before reading any of it.
+def body_cap(app: WSGIApp, limit: int, timeout: float) -> WSGIApp:
+    """Refuse a body declared larger than `limit`, and one that came too late, without reading on.
 
-    The server hands bodies over as they arrive, so a refused upload is never
-    buffered. A body without a length (chunked) ends where the input ends, which
-    WSGI signals with `wsgi.input_terminated`; the functions read it under the same cap.
+    The server reads a body in its event loop before the function is called, and not at
+    all when it is declared over the limit, so a refused upload is never buffered. A body
+    without a length (chunked) ends where the input ends, which WSGI signals with
+    `wsgi.input_terminated`; the functions read it under the same cap (the server hands
+    over at most one byte past it). A body still incomplete `timeout` seconds after its
+    headers (CLOUDGPT_BODY_TIMEOUT) comes marked `BODY_LATE`: a 408.
     """
     too_large = failing(
         PayloadTooLarge(f"Request body is larger than the {limit} bytes this endpoint accepts.")
     )
+    too_late = failing(
+        RequestTimeout(
+            "The request body did not arrive in time: send it whole within "
+            f"{timeout:g} seconds of the headers.",
+        )
+    )
 
     def capped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def closing(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            # A 413 leaves the rest of the body unread: the connection cannot carry another
-            # request, and the client must know it before it tries one on it.
-            if status.startswith("413"):
+            # A 413 or a 408 leaves the rest of the body unread: the connection cannot carry
+            # another request, and the client must know it before it tries one on it.
+            if status.startswith(("413", "408")):
                 headers = [*headers, ("Connection", "close")]
             return start_response(status, headers, exc_info)
 
+        if environ.get(BODY_LATE):
+            return too_late(environ, closing)
         declared = environ.get("CONTENT_LENGTH", "")
         if declared.isdigit() and int(declared) > limit:
             return too_large(environ, closing)
@@ -267,11 +279,22 @@ class _Closing:
             self._then()
 
 
-def served() -> WSGIApp:
-    """The app each worker process serves: the router behind the body cap, with an access log."""
+def functions() -> WSGIApp:
+    """The functions as a worker serves them: the router behind the body cap, with an access log."""
     from lib.settings import settings
 
-    return access_log(body_cap(Router(), settings().max_body_bytes))
+    current = settings()
+    return access_log(body_cap(Router(), current.max_body_bytes, current.body_timeout))
+
+
+def served(threads: int = 128) -> WSGIBridge:
+    """What each worker process serves: the functions, called on `threads` threads once each body is in."""
+    from lib.settings import settings
+
+    current = settings()
+    return WSGIBridge(
+        functions(), threads=threads, body_limit=current.max_body_bytes, body_timeout=current.body_timeout
+    )
 
 
 def signin_line(host: str, port: int) -> str | None:
@@ -375,6 +398,12 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=128, help="requests each worker serves at once (streams hold one)"
     )
     parser.add_argument(
+        "--no-body-timeout",
+        action="store_true",
+        help="hand bodies to the functions' threads as they arrive: about half the server's CPU per "
+        "request, but a client stalled mid-body then holds a thread until it leaves",
+    )
+    parser.add_argument(
         "--print-signin", action="store_true", help="print a fresh dashboard sign-in link, exit"
     )
     args = parser.parse_args(argv)
@@ -390,23 +419,26 @@ def main(argv: list[str] | None = None) -> None:
     if signin:
         _record_where(args.host, args.port)
         print(signin, flush=True)
+    if args.no_body_timeout:  # granian's WSGI interface: its threads read the bodies themselves
+        interface, app, threads = Interfaces.WSGI, functions, {"blocking_threads": args.threads}
+    else:  # ASGI without lifespan messages: the event loop reads bodies (lib/asgi_bridge.py)
+        interface, app, threads = Interfaces.ASGINL, partial(served, args.threads), {"websockets": False}
     Server(
         "lib.devserver:served",
-        factory=True,
-        interface=Interfaces.WSGI,
+        interface=interface,
         address=args.host,
         port=args.port,
         workers=args.workers,
-        blocking_threads=args.threads,
         backpressure=CONNECTIONS_PER_WORKER,
         # A client still sending its headers after this is disconnected.
         http1_settings=HTTP1Settings(
             header_read_timeout=min(60_000, max(1, round(current.header_timeout * 1000)))
         ),
-        # Not warning: granian warns about more threads than cores, which suits CPU-bound
-        # apps; these threads mostly wait on providers (a stream holds one for minutes).
+        # Errors only: granian warns of more threads than cores, which suits CPU-bound apps
+        # (these threads mostly wait on providers), and a function's failure is still printed.
         log_level=LogLevels.error,
-    ).serve()
+        **threads,
+    ).serve(target_loader=app, wrap_loader=False)
 
 
 if __name__ == "__main__":

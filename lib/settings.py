@@ -76,6 +76,7 @@ class Settings:
     host: str
     port: int
     header_timeout: float
+    body_timeout: float
     video_job_timeout: float
     region: str | None
 
@@ -266,6 +267,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         port=_number(env, "PORT", 3000),
         # How long the local server waits for a request's headers before it lets the client go.
         header_timeout=_number(env, "CLOUDGPT_HEADER_TIMEOUT", 30.0, float),
+        # How long it waits for a request's body, once its headers are in, before a 408.
+        body_timeout=_number(env, "CLOUDGPT_BODY_TIMEOUT", 30.0, float),
         # Seconds an asynchronous video job may take; the rest of the function's 300 s is the download.
         video_job_timeout=_number(env, "VIDEO_JOB_TIMEOUT", 240.0, float),
         region=_text(env, "VERCEL_REGION"),  # set by Vercel: where this function runs

@@ -235,8 +235,11 @@ def test_make_dev_reads_a_dotenv_file_and_the_environment_wins(
         gateway.stop()
 
 
+@pytest.mark.parametrize(
+    "flags", [(), ("--no-body-timeout",)], ids=["bodies-read-by-the-loop", "no-body-timeout"]
+)
 def test_a_chunked_answer_cut_off_midway_ends_without_its_terminator(
-    start_gateway: Callable[..., Gateway],
+    start_gateway: Callable[..., Gateway], flags: tuple[str, ...]
 ) -> None:
     # The provider sends an image in chunks, without a Content-Length, and drops the connection
     # midway: the function raises while the answer is streaming. As on Vercel, the caller must
@@ -249,7 +252,11 @@ def test_a_chunked_answer_cut_off_midway_ends_without_its_terminator(
         b"%x\r\n%s" % (1000, b"y" * 400),
     ]
     with ScriptedServer(lambda n: reply, close_after_reply=True) as provider:
-        gateway = start_gateway(POLLINATIONS_BASE_URL=provider.url, UPSTREAM_RETRIES="0")
+        gateway = start_gateway(
+            ("-m", "lib.devserver", "--port", "{port}", *flags),
+            POLLINATIONS_BASE_URL=provider.url,
+            UPSTREAM_RETRIES="0",
+        )
         body = b'{"prompt": "a cat", "model": "flux"}'
         with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
             sock.sendall(
@@ -296,24 +303,39 @@ def test_clients_stalled_in_their_headers_hold_up_no_one_and_are_let_go(
             sock.close()
 
 
-def test_seventy_clients_stalled_in_their_bodies_leave_threads_for_everyone_else(
+def test_clients_stalled_in_their_bodies_hold_up_no_one_and_are_answered_408(
     start_gateway: Callable[..., Gateway],
 ) -> None:
-    # Each holds one of the worker's 128 threads for as long as it stays (granian's body reads
-    # have no timeout): the others are served meanwhile.
+    # One worker with 8 threads, and 40 clients that stop midway through their bodies, half of
+    # them with a length and half chunked: bodies are read by the event loop, not by threads.
     gateway = start_gateway(
-        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"), RATE_LIMIT_CHAT_ANONYMOUS="100000"
+        ("-m", "lib.devserver", "--port", "{port}", "--workers", "1", "--threads", "8"),
+        CLOUDGPT_BODY_TIMEOUT="4",
+        RATE_LIMIT_CHAT_ANONYMOUS="100000",
     )
-    stalled = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(70)]
+    head = b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    stalled = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(40)]
     try:
-        for sock in stalled:
-            sock.sendall(
-                b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 100\r\n\r\n{"mo'
-            )
+        for n, sock in enumerate(stalled):
+            if n % 2:
+                sock.sendall(head + b'Content-Length: 100\r\n\r\n{"mo')
+            else:
+                sock.sendall(head + b'Transfer-Encoding: chunked\r\n\r\n4\r\n{"mo\r\n')
         with httpx.Client(base_url=gateway.url, timeout=10) as client:
-            body = {"model": "openai", "messages": [{"role": "user", "content": "not stalled either"}]}
+            body = {"model": "openai", "messages": [{"role": "user", "content": "not stalled"}]}
             assert client.post("/api/chat", json=body).status_code == 200
+        for sock in stalled:  # answered while every stalled client was still waiting
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+            sock.settimeout(10)
+        for sock in stalled:  # each is answered once CLOUDGPT_BODY_TIMEOUT is over, and let go
+            answer = b""
+            while chunk := sock.recv(65536):  # a TimeoutError here fails the test
+                answer += chunk
+            head_lines, _, error = answer.partition(b"\r\n\r\n")
+            assert head_lines.startswith(b"HTTP/1.1 408") and b"connection: close" in head_lines.lower()
+            assert json.loads(error)["error"]["code"] == "request_timeout"
     finally:
         for sock in stalled:
             sock.close()
