@@ -60,8 +60,8 @@ def issue_key(gateway: Gateway) -> str:
 
 
 @pytest.fixture(scope="session")
-def open_gateway(start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -> Gateway:
-    return start_gateway(
+def open_gateway(start_session_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -> Gateway:
+    return start_session_gateway(
         MAPLEAI_BASE_URL=mapleai.url,
         MAPLEAI_API_KEY=MAPLEAI_KEY,
         SUPABASE_JWT_SECRET=JWT_SECRET,
@@ -80,6 +80,18 @@ def api_key(open_gateway: Gateway) -> str:
 def account_token() -> str:
     """An access token for a user of its own, for the key routes."""
     return access_token(str(uuid.uuid4()))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its counts to the process that prints the summary."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["cases"] = {operation: dict(n) for operation, n in CASES.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    for operation, statuses in getattr(node, "workeroutput", {}).get("cases", {}).items():
+        CASES[operation].update({int(status): n for status, n in statuses.items()})
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -158,9 +158,9 @@ def browser(chromium: Browser) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def pages_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+def pages_gateway(start_session_gateway: Callable[..., Gateway]) -> Gateway:
     """The embedded default as `make dev` runs it (local sign-in), limits out of the tests' way."""
-    return start_gateway(
+    return start_session_gateway(
         RATE_LIMIT_CHAT_ANONYMOUS="100000",
         RATE_LIMIT_CHAT_AUTHENTICATED="200000",  # tells a key's calls from anonymous ones
         RATE_LIMIT_ACCOUNT="100000",

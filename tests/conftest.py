@@ -7,6 +7,7 @@ through environment variables, exactly as a developer runs it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from tests.fakes.pollinations import FakePollinations
+from tests.vercel_runtime import background_build, wait_for_background_build
 
 pytest_plugins = [
     "tests.mapleai_fixtures",
@@ -30,6 +32,20 @@ pytest_plugins = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+BUILT = "tests/test_vercel_runtime.py"  # the tests that need `vercel build`'s output
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start `vercel build` now if a selected test needs it: the tests before it run meanwhile."""
+    if any(item.nodeid.startswith(BUILT) for item in session.items):
+        background_build()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave no build running behind the run (a failing `-x` run may end before it is needed)."""
+    wait_for_background_build()
+
+
 UPSTREAM_KEY = "test-pollinations-key"
 # The functions behind the router alone, as Vercel runs them: without the local server's
 # start-up, which checks the settings first and ignores VERCEL.
@@ -84,6 +100,7 @@ class Gateway:
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, with its workers: stop() ends them all
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 20
@@ -98,8 +115,11 @@ class Gateway:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """End the server and its workers at once: a graceful stop waits for work in flight
+        (a usage record to a slow store), which no test reads once it is over."""
         self.client.close()
-        self.process.terminate()
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self.log.close()
 
@@ -126,11 +146,14 @@ def upstream() -> Iterator[FakePollinations]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def start_gateway(
+def _launcher(
     upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Gateway]]:
-    """Start a gateway with its own data directory; keyword arguments add variables."""
+    """Start gateways, each with its own data directory; keyword arguments add variables.
+
+    They are stopped when the fixture that yields this ends: a run starts well over a
+    hundred, and a stopped one holds neither memory nor processes.
+    """
     started: list[Gateway] = []
 
     def start(argv: tuple[str, ...] | None = None, **overrides: str) -> Gateway:
@@ -144,9 +167,33 @@ def start_gateway(
         gateway.stop()
 
 
+@pytest.fixture
+def start_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways for one test, stopped when it ends."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def start_module_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways shared by a module's tests, stopped when its last test ends."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
-def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+def start_session_gateway(
+    upstream: FakePollinations, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways shared by the whole run."""
+    yield from _launcher(upstream, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def gateway(start_session_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway whose chat limit is out of the way of functional tests."""
-    return start_gateway(
+    return start_session_gateway(
         RATE_LIMIT_CHAT_ANONYMOUS="100000", UPSTREAM_BACKOFF="0.01", UPSTREAM_RETRY_AFTER_CAP="1"
     )

@@ -155,12 +155,12 @@ def fresh_code(data_dir: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def supabase_gateway(start_gateway: Callable[..., Gateway], supabase: FakeSupabase) -> Gateway:
+def supabase_gateway(start_session_gateway: Callable[..., Gateway], supabase: FakeSupabase) -> Gateway:
     """The gateway in Supabase mode: keys in PostgreSQL, accounts in the emulated Supabase Auth.
 
     Mailed links lead to its dashboard, as a project's Site URL would.
     """
-    gateway = start_gateway(
+    gateway = start_session_gateway(
         **store_env("supabase", supabase),
         SUPABASE_ANON_KEY=supabase.anon_key,
         SUPABASE_AUTH_METHODS="password,magiclink,github",
@@ -172,14 +172,14 @@ def supabase_gateway(start_gateway: Callable[..., Gateway], supabase: FakeSupaba
 @pytest.fixture(scope="session", params=["embedded", "supabase"])
 def store(
     request: pytest.FixtureRequest,
-    start_gateway: Callable[..., Gateway],
+    start_session_gateway: Callable[..., Gateway],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Store:
     data_dir = {"CLOUDGPT_DATA_DIR": str(tmp_path_factory.mktemp("keys"))}
     if request.param == "embedded":
         env = store_env("embedded", None) | data_dir
-        return Store("embedded", start_gateway(**env), env, None, lambda: str(uuid.uuid4()))
+        return Store("embedded", start_session_gateway(**env), env, None, lambda: str(uuid.uuid4()))
     fake = request.getfixturevalue("supabase")
     postgres = request.getfixturevalue("postgres")
     env = store_env("supabase", fake) | data_dir
-    return Store("supabase", start_gateway(**env), env, f"{fake.url}/auth/v1", postgres.new_user)
+    return Store("supabase", start_session_gateway(**env), env, f"{fake.url}/auth/v1", postgres.new_user)

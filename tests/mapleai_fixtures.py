@@ -32,9 +32,9 @@ def mapleai() -> Iterator[FakeMapleAI]:
 
 
 @pytest.fixture(scope="session")
-def media_gateway(start_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -> Gateway:
+def media_gateway(start_session_gateway: Callable[..., Gateway], mapleai: FakeMapleAI) -> Gateway:
     """A gateway in front of both fakes, its media limits out of the way of functional tests."""
-    return start_gateway(
+    return start_session_gateway(
         MAPLEAI_BASE_URL=mapleai.url,
         MAPLEAI_API_KEY=MAPLEAI_KEY,
         RATE_LIMIT_IMAGE_ANONYMOUS="100000",
@@ -51,9 +51,9 @@ def faults() -> Iterator[FaultyUpstream]:
 
 
 @pytest.fixture(scope="session")
-def resilient(start_gateway: Callable[..., Any], faults: FaultyUpstream) -> Any:
+def resilient(start_session_gateway: Callable[..., Any], faults: FaultyUpstream) -> Any:
     """A gateway whose MapleAI is the fault-injecting fake, with short timeouts and backoff."""
-    return start_gateway(
+    return start_session_gateway(
         MAPLEAI_BASE_URL=faults.url,
         MAPLEAI_API_KEY=MAPLEAI_KEY,
         RATE_LIMIT_CHAT_ANONYMOUS="100000",

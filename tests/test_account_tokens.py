@@ -86,13 +86,13 @@ def test_an_access_token_on_chat_counts_as_its_user_without_a_key(store: Store) 
 
 @pytest.fixture(scope="session")
 def jwks_gateways(
-    supabase: FakeSupabase, start_gateway: Callable[..., Gateway], postgres
+    supabase: FakeSupabase, start_session_gateway: Callable[..., Gateway], postgres
 ) -> dict[str, tuple[Gateway, Callable[[], str]]]:
     """Gateways that verify asymmetric tokens with the project's JWKS: on Supabase, and on
     the embedded store with only SUPABASE_URL set (no service-role key)."""
     return {
-        "supabase": (start_gateway(**store_env("supabase", supabase)), postgres.new_user),
-        "embedded": (start_gateway(SUPABASE_URL=supabase.url), lambda: str(uuid.uuid4())),
+        "supabase": (start_session_gateway(**store_env("supabase", supabase)), postgres.new_user),
+        "embedded": (start_session_gateway(SUPABASE_URL=supabase.url), lambda: str(uuid.uuid4())),
     }
 
 

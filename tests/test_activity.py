@@ -50,7 +50,7 @@ class User(Account):
 
 @pytest.fixture(scope="module")
 def gateways(
-    start_gateway: Callable[..., Gateway], upstash_emulator: UpstashEmulator, mapleai: FakeMapleAI
+    start_module_gateway: Callable[..., Gateway], upstash_emulator: UpstashEmulator, mapleai: FakeMapleAI
 ) -> dict[str, Gateway]:
     """One gateway per backend, MapleAI behind Pollinations' models; every test has its own user."""
     common = {
@@ -62,7 +62,7 @@ def gateways(
         **UNLIMITED,
     }
     return {
-        name: start_gateway(**env, **common)
+        name: start_module_gateway(**env, **common)
         for name, env in (("sqlite", {}), ("upstash", upstash_env(upstash_emulator.url)))
     }
 

@@ -23,9 +23,9 @@ ONE_WORKER = ("-m", "lib.devserver", "--port", "{port}", "--workers", "1")  # on
 
 @pytest.fixture(scope="module")
 def stores_gateway(
-    start_gateway: Callable[..., Gateway], supabase: FakeSupabase, upstash_emulator: UpstashEmulator
+    start_module_gateway: Callable[..., Gateway], supabase: FakeSupabase, upstash_emulator: UpstashEmulator
 ) -> Gateway:
-    return start_gateway(
+    return start_module_gateway(
         ONE_WORKER,
         SUPABASE_URL=supabase.url,
         SUPABASE_SERVICE_ROLE_KEY=supabase.service_role_key,

@@ -31,9 +31,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def local(start_gateway: Callable[..., Gateway], data_dir: str) -> Gateway:
+def local(start_module_gateway: Callable[..., Gateway], data_dir: str) -> Gateway:
     """The embedded default: no Supabase, not on Vercel."""
-    return start_gateway(CLOUDGPT_DATA_DIR=data_dir)
+    return start_module_gateway(CLOUDGPT_DATA_DIR=data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +141,14 @@ def test_tokens_the_server_did_not_issue_are_refused(
 
 @pytest.fixture(scope="module")
 def elsewhere(
-    start_gateway: Callable[..., Gateway], supabase: FakeSupabase, data_dir: str
+    start_module_gateway: Callable[..., Gateway], supabase: FakeSupabase, data_dir: str
 ) -> dict[str, Gateway]:
     """Gateways on the same data directory where sign-in is not local: on Vercel, with Supabase."""
     return {
-        "vercel": start_gateway(
+        "vercel": start_module_gateway(
             AS_ON_VERCEL, CLOUDGPT_DATA_DIR=data_dir, VERCEL="1", SUPABASE_JWT_SECRET=JWT_SECRET
         ),
-        "supabase": start_gateway(
+        "supabase": start_module_gateway(
             CLOUDGPT_DATA_DIR=data_dir,
             SUPABASE_URL=supabase.url,
             SUPABASE_ANON_KEY=supabase.anon_key,

@@ -58,8 +58,8 @@ def hostile() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway(start_gateway: Callable[..., Gateway], hostile: ScriptedServer) -> Gateway:
-    return start_gateway(POLLINATIONS_BASE_URL=hostile.url, RATE_LIMIT_IMAGE_ANONYMOUS="100000")
+def gateway(start_module_gateway: Callable[..., Gateway], hostile: ScriptedServer) -> Gateway:
+    return start_module_gateway(POLLINATIONS_BASE_URL=hostile.url, RATE_LIMIT_IMAGE_ANONYMOUS="100000")
 
 
 def image(gateway: Gateway, prompt: str) -> httpx.Response:

@@ -84,13 +84,13 @@ def leaks(gateway: Gateway, credentials: list[str | None], secrets: dict[str, st
 
 @pytest.fixture(scope="module")
 def everything_configured(
-    start_gateway: Callable[..., Gateway],
+    start_module_gateway: Callable[..., Gateway],
     supabase: FakeSupabase,
     mapleai: FakeMapleAI,
     upstash_emulator: UpstashEmulator,
 ) -> Gateway:
     """Supabase for accounts and keys, Upstash for counters, both providers with their keys."""
-    return start_gateway(
+    return start_module_gateway(
         **store_env("supabase", supabase)
         | upstash_env(upstash_emulator.url)
         | UNLIMITED

@@ -22,9 +22,9 @@ PHONE = (375, 812)
 
 
 @pytest.fixture(scope="module")
-def activity_gateway(start_gateway: Callable[..., Gateway]) -> Iterator[Gateway]:
+def activity_gateway(start_module_gateway: Callable[..., Gateway]) -> Iterator[Gateway]:
     """One operator for the module, with 31 requests of two keys; a test that adds any says so."""
-    gateway = start_gateway(
+    gateway = start_module_gateway(
         RATE_LIMIT_CHAT_AUTHENTICATED="100000", RATE_LIMIT_ACCOUNT="100000", UPSTREAM_BACKOFF="0.01"
     )
     yield gateway

@@ -283,8 +283,8 @@ def test_video_element_holds_the_clip(browser: Browser, pages_gateway: Gateway) 
 
 
 @pytest.fixture(scope="module")
-def limited_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
-    return start_gateway(RATE_LIMIT_CHAT_ANONYMOUS="1")
+def limited_gateway(start_module_gateway: Callable[..., Gateway]) -> Gateway:
+    return start_module_gateway(RATE_LIMIT_CHAT_ANONYMOUS="1")
 
 
 def test_a_429_says_once_when_to_retry_and_what_raises_the_limit(

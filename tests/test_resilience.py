@@ -237,9 +237,9 @@ def pollinations_down() -> Iterator[FaultyUpstream]:
 
 @pytest.fixture(scope="module")
 def with_fallback(
-    start_gateway: Callable[..., Gateway], faults: FaultyUpstream, pollinations_down: FaultyUpstream
+    start_module_gateway: Callable[..., Gateway], faults: FaultyUpstream, pollinations_down: FaultyUpstream
 ) -> Gateway:
-    return start_gateway(
+    return start_module_gateway(
         POLLINATIONS_BASE_URL=pollinations_down.url,
         MAPLEAI_BASE_URL=faults.url,
         MAPLEAI_API_KEY=MAPLEAI_KEY,

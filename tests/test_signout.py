@@ -26,14 +26,14 @@ CHAT = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture(scope="module", params=["sqlite", "upstash"])
 def instances(
-    request: pytest.FixtureRequest, start_gateway: Callable[..., Gateway], supabase: FakeSupabase
+    request: pytest.FixtureRequest, start_module_gateway: Callable[..., Gateway], supabase: FakeSupabase
 ) -> Iterator[tuple[Gateway, Gateway]]:
     """Two gateway processes in Supabase mode sharing one counters store, as two Vercel instances would."""
     env = store_env("supabase", supabase) | {"SUPABASE_ANON_KEY": supabase.anon_key}
     if request.param == "upstash":
         env |= upstash_env(request.getfixturevalue("upstash_emulator").url)
-    first = start_gateway(**env)
-    second = start_gateway(**env, CLOUDGPT_DATA_DIR=first.env["CLOUDGPT_DATA_DIR"])
+    first = start_module_gateway(**env)
+    second = start_module_gateway(**env, CLOUDGPT_DATA_DIR=first.env["CLOUDGPT_DATA_DIR"])
     yield first, second
 
 

@@ -43,19 +43,28 @@ def issue(gateway: Gateway, supabase: FakeSupabase, postgres: Postgres) -> str:
 
 
 @pytest.fixture(scope="module")
-def trusting_nothing(supabase: FakeSupabase, start_gateway: Callable[..., Gateway]) -> Gateway:
+def trusting_nothing(supabase: FakeSupabase, start_module_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway on Supabase whose breaker never opens, so every odd answer reaches it.
 
     One worker: each is an instance with its own memory of refused keys.
     """
-    return start_gateway(
+    return start_module_gateway(
         ("-m", "lib.devserver", "--port", "{port}", "--workers", "1"),
         **store_env("supabase", supabase),
         CLOUDGPT_BREAKER_FAILURES="1000",
     )
 
 
-USER = str(uuid.uuid4())
+@pytest.fixture(scope="module")
+def on_upstash(
+    upstash_emulator: UpstashEmulator, start_module_gateway: Callable[..., Gateway]
+) -> dict[str, Gateway]:
+    """A gateway on Upstash per failure mode, whose breaker never opens, so every odd count reaches it."""
+    env = upstash_env(upstash_emulator.url) | {"CLOUDGPT_BREAKER_FAILURES": "1000"}
+    return {mode: start_module_gateway(**env, RATE_LIMIT_FAILURE_MODE=mode) for mode in ("open", "closed")}
+
+
+USER = "7c9e6679-7425-40de-944b-e07fc1f90ae7"  # fixed: it names test cases, alike in every xdist worker
 KEY_ID = "key_" + "a" * 20
 
 
@@ -155,17 +164,16 @@ def test_odd_answers_to_key_management_are_503s(
     ],
 )
 def test_a_count_that_is_not_a_positive_integer_means_counters_unavailable(
-    start_gateway: Callable[..., Gateway], upstash: UpstashEmulator, body: bytes
+    on_upstash: dict[str, Gateway], upstash: UpstashEmulator, body: bytes
 ) -> None:
-    gateway = start_gateway(**upstash_env(upstash.url), CLOUDGPT_BREAKER_FAILURES="1000")
     with upstash.answer_with(200, body):
-        served = chat(gateway)
+        served = chat(on_upstash["open"])
     assert upstash.counts() == 1
     assert served.status_code == 200
     assert served.headers["X-RateLimit-Status"] == "unchecked"
-    closed = start_gateway(**upstash_env(upstash.url), RATE_LIMIT_FAILURE_MODE="closed")
     with upstash.answer_with(200, body):
-        refused = chat(closed)
+        refused = chat(on_upstash["closed"])
+    assert upstash.counts() == 2  # asked too, and did not trust the answer either
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "rate_limiter_unavailable"
 

@@ -32,8 +32,10 @@ LEGACY_ANON = jwt.encode({"role": "anon", "iss": "supabase"}, "x" * 32)
 
 
 @pytest.fixture(scope="module")
-def new_keys_gateway(start_gateway: Callable[..., Gateway], supabase_new_keys: FakeSupabase) -> Gateway:
-    gateway = start_gateway(**new_keys_env(supabase_new_keys))
+def new_keys_gateway(
+    start_module_gateway: Callable[..., Gateway], supabase_new_keys: FakeSupabase
+) -> Gateway:
+    gateway = start_module_gateway(**new_keys_env(supabase_new_keys))
     supabase_new_keys.site_url = f"{gateway.url}/dashboard"
     return gateway
 

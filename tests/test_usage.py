@@ -75,11 +75,13 @@ def totals(account: Account, query: str = "", requests: int = 1) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def usage_gateways(
-    start_gateway: Callable[..., Gateway], upstash_emulator: UpstashEmulator
+    start_module_gateway: Callable[..., Gateway], upstash_emulator: UpstashEmulator
 ) -> dict[str, Gateway]:
     """One gateway per backend for the module: every test has its own user, so they never mix."""
     return {
-        name: start_gateway(**env, SUPABASE_JWT_SECRET=JWT_SECRET, RATE_LIMIT_CHAT_AUTHENTICATED="1000")
+        name: start_module_gateway(
+            **env, SUPABASE_JWT_SECRET=JWT_SECRET, RATE_LIMIT_CHAT_AUTHENTICATED="1000"
+        )
         for name, env in (("sqlite", {}), ("upstash", upstash_env(upstash_emulator.url)))
     }
 

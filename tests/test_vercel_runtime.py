@@ -30,7 +30,7 @@ from tests.fakes.upstash import UpstashEmulator
 from tests.key_stores import JWT_SECRET, access_token
 from tests.postgres import Postgres
 from tests.upstash_fixtures import upstash_env
-from tests.vercel_runtime import CACHE, Unavailable, VercelFunction, build, lay_out
+from tests.vercel_runtime import CACHE, Unavailable, VercelFunction, background_build, lay_out
 
 ROUTES = ("api/chat", "api/image", "api/keys/index", "api/keys/[id]")
 
@@ -39,7 +39,7 @@ ROUTES = ("api/chat", "api/image", "api/keys/index", "api/keys/[id]")
 def output() -> Path:
     """`vercel build`'s output for the project as it is (cached under .cache/ while nothing changes)."""
     try:
-        return build()
+        return background_build().result()
     except Unavailable as missing:
         pytest.skip(f"vercel build cannot run here: {missing}")
 
