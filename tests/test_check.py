@@ -92,7 +92,7 @@ def test_the_check_of_an_unconfigured_vercel_deployment_names_what_is_missing_an
 def test_unreachable_counters_show_as_failed_and_the_chat_as_served_unchecked(
     start_gateway: Callable[..., Gateway], silent_url: str
 ) -> None:
-    gateway = start_gateway(**upstash_env(silent_url), UPSTASH_REDIS_TIMEOUT="0.2")
+    gateway = start_gateway(**upstash_env(silent_url, timeout=0.2))
     status, lines = run_check(gateway.url)
     assert status == 1
     assert line(lines, "FAIL  counters") == "FAIL  counters: upstash, not usable (rate_limiter_unavailable)"

@@ -117,7 +117,6 @@ def test_four_instances_under_fifty_concurrent_requests_each_admit_exactly_sixty
         "CLOUDGPT_DATA_DIR": str(tmp_path),
         "RATE_LIMIT_CHAT_ANONYMOUS": "60",
         "RATE_LIMIT_FAILURE_MODE": "closed",
-        "UPSTASH_REDIS_TIMEOUT": "10",
     }
     gateways = [start_gateway(**env) for _ in range(4)]
     inside_one_window(20)

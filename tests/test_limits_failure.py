@@ -80,7 +80,7 @@ def timed_posts(client: httpx.Client, n: int) -> list[tuple[httpx.Response, floa
 @pytest.mark.parametrize("failure", FAILURES)
 def test_open_mode_serves_unchecked_and_says_so(start_gateway, request, failure: str) -> None:
     env, failing = FAILURES[failure](request)
-    gateway = start_gateway(**env, UPSTASH_REDIS_TIMEOUT=str(TIMEOUT))  # open is the default
+    gateway = start_gateway(**env | {"UPSTASH_REDIS_TIMEOUT": str(TIMEOUT)})  # open is the default
     with failing:
         results = timed_posts(gateway.client, 3)
     for response, elapsed in results:
@@ -99,7 +99,7 @@ def test_open_mode_serves_unchecked_and_says_so(start_gateway, request, failure:
 @pytest.mark.parametrize("failure", FAILURES)
 def test_closed_mode_refuses_with_a_503(start_gateway, request, failure: str) -> None:
     env, failing = FAILURES[failure](request)
-    gateway = start_gateway(**env, UPSTASH_REDIS_TIMEOUT=str(TIMEOUT), RATE_LIMIT_FAILURE_MODE="closed")
+    gateway = start_gateway(**env | {"UPSTASH_REDIS_TIMEOUT": str(TIMEOUT)}, RATE_LIMIT_FAILURE_MODE="closed")
     with failing:
         results = timed_posts(gateway.client, 3)
     for response, elapsed in results:

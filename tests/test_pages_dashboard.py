@@ -224,7 +224,8 @@ def test_dashboard_keyboard_enter_creates_and_focus_is_visible(
     browser.focused().send_keys(Keys.SHIFT, Keys.TAB)
     browser.focused().send_keys("keyboard", Keys.ENTER)
     browser.visible("#new-key")
-    assert browser.focused().get_attribute("id") == "copy-key"  # the next thing to do has the focus
+    # The next thing to do has the focus, once the list shows the new key.
+    browser.wait(lambda: browser.focused().get_attribute("id") == "copy-key", what="the focus on Copy")
     browser.focused().send_keys(Keys.TAB)
     browser.focused().send_keys(Keys.ENTER)  # "Done"
     assert not browser.find("#new-key").is_displayed()

@@ -181,9 +181,7 @@ def test_a_count_that_is_not_a_positive_integer_means_counters_unavailable(
 def test_an_upstash_call_is_bounded_as_a_whole_and_the_breaker_stops_calling_it(
     start_gateway: Callable[..., Gateway], silent_url: str
 ) -> None:
-    gateway = start_gateway(
-        **upstash_env(silent_url), UPSTASH_REDIS_TIMEOUT="0.4", CLOUDGPT_BREAKER_COOLDOWN="60"
-    )
+    gateway = start_gateway(**upstash_env(silent_url, timeout=0.4), CLOUDGPT_BREAKER_COOLDOWN="60")
     chat(gateway)  # the process's first request also imports the client: not what is timed
     timings = []
     for _ in range(8):

@@ -311,7 +311,6 @@ def test_four_instances_under_fifty_concurrent_requests_each_record_exactly_two_
         "CLOUDGPT_DATA_DIR": str(tmp_path),
         "SUPABASE_JWT_SECRET": JWT_SECRET,
         "RATE_LIMIT_CHAT_AUTHENTICATED": "1000",
-        "UPSTASH_REDIS_TIMEOUT": "10",
     }
     gateways = [start_gateway(**env) for _ in range(4)]
     account = Account(gateways[0])
@@ -374,7 +373,7 @@ def _timed_chat(gateway: Gateway, **fields: Any) -> float:
 def test_the_callers_last_byte_never_waits_for_the_record(
     start_gateway: Callable[..., Gateway], upstash: UpstashEmulator, tmp_path: Path
 ) -> None:
-    gateway = start_gateway(**upstash_env(upstash.url), UPSTASH_REDIS_TIMEOUT="5")
+    gateway = start_gateway(**upstash_env(upstash.url, timeout=5))
     _forget_earlier_tests(upstash)
     _timed_chat(gateway)  # the first request of an instance opens its clients
     assert eventually(lambda: _anonymous_requests(tmp_path, upstash), lambda n: n == 1) == 1
@@ -418,7 +417,7 @@ def test_on_vercel_every_answer_is_recorded_before_the_invocation_ends(
     # last event: only the connection's end waits for the store.
     function = start_gateway(
         ("-m", "tests.function_server", "api/chat.py", "--port", "{port}"),
-        **upstash_env(upstash.url), VERCEL="1", UPSTASH_REDIS_TIMEOUT="5",
+        **upstash_env(upstash.url, timeout=5), VERCEL="1",
     )  # fmt: skip
     _forget_earlier_tests(upstash)
     upstash.delay = ROUND_TRIP

@@ -38,8 +38,14 @@ def upstash(upstash_emulator: UpstashEmulator) -> UpstashEmulator:
     return upstash_emulator
 
 
-def upstash_env(url: str, token: str = UPSTASH_TOKEN) -> dict[str, str]:
-    return {"UPSTASH_REDIS_REST_URL": url, "UPSTASH_REDIS_REST_TOKEN": token}
+def upstash_env(url: str, token: str = UPSTASH_TOKEN, timeout: float = 10) -> dict[str, str]:
+    """The variables pointing a gateway at `url`; a loaded machine's round trip is not an outage,
+    so the call's time bound is generous unless a test is about it."""
+    return {
+        "UPSTASH_REDIS_REST_URL": url,
+        "UPSTASH_REDIS_REST_TOKEN": token,
+        "UPSTASH_REDIS_TIMEOUT": str(timeout),
+    }
 
 
 @pytest.fixture(params=["sqlite", "upstash"])

@@ -14,6 +14,7 @@ let token = null;
 let config = { maxKeys: 25, baseUrl: `${location.origin}/v1` };
 let keys = [];
 let language = "curl";
+let loading = Promise.resolve(); // the signed-in view's first loads: sign-out lets them end first
 
 function show(id, visible) {
   $(id).classList.toggle("hidden", !visible);
@@ -45,8 +46,11 @@ async function onSession(session) {
   $("who").textContent = session.who;
   if (arriving) say(status, "");
   const keysLoaded = loadKeys().then(() => keys);
-  const { names, models } = await showUsage(token, keysLoaded, failed);
-  await showActivity(token, names, models, failed);
+  loading = (async () => {
+    const { names, models } = await showUsage(token, keysLoaded, failed);
+    await showActivity(token, names, models, failed);
+  })();
+  await loading;
 }
 
 function signInForms(mode, methods) {
@@ -268,7 +272,11 @@ async function start() {
     $("key-name").focus();
   });
   $("copy-snippet").addEventListener("click", (event) => copy($("snippet").textContent, event.currentTarget));
-  $("sign-out").addEventListener("click", () => auth.signOut().catch((error) => say(status, error.message, "error")));
+  $("sign-out").addEventListener("click", async () => {
+    // A load still on its way would meet the ended session (a 401); two seconds at most.
+    await Promise.race([loading.catch(() => {}), new Promise((done) => setTimeout(done, 2000))]);
+    auth.signOut().catch((error) => say(status, error.message, "error"));
+  });
   snippetTabs();
   try {
     const response = await api("/api/config");
